@@ -1,0 +1,1 @@
+"""Prices: the catalog (`catalog`), the one cost function (`cost`) and display views (`views`)."""

@@ -1,0 +1,124 @@
+"""One view of spend from two sources that must never be added together.
+
+Imported request logs and provider-synced usage buckets describe the same traffic. For each
+provider and UTC day, totals come from synced buckets when any exist for that provider-day and
+from request logs otherwise. Per-query and per-feature figures exist only in request logs, so a
+question about features or queries reads request logs alone.
+
+`facts_cte` returns a `WITH facts AS (...)` clause whose rows share one shape, so every analysis is
+a plain aggregate over `facts`. All filter values are bound parameters.
+
+Columns of `facts`: source ('request_logs' | 'provider_usage'), ts, day, provider, model (as
+reported), model_id (catalog id, NULL when unpriced), api_key_id, key_name, project, feature,
+query_id, user_id, requests, input_tokens (all prompt tokens), cached_input_tokens,
+cache_write_tokens, cache_write_1h_tokens, output_tokens, batch, tier, long_context, cost_usd
+(NULL when unpriced), latency_ms (request logs only), reported_cost_usd.
+
+A bucket counts in a window when its start lies in the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Sources = Literal["auto", "request_logs"]
+
+
+@dataclass(frozen=True)
+class FactFilter:
+    """Which facts a question is about. None means no filter."""
+
+    start: datetime
+    end: datetime
+    provider: str | None = None
+    project: str | None = None
+    api_key_id: str | None = None
+    model: str | None = None
+    feature: str | None = None
+    query_id: str | None = None
+
+    @property
+    def needs_request_logs(self) -> bool:
+        """Features and queries exist only in request logs."""
+        return self.feature is not None or self.query_id is not None
+
+
+_REQUEST_COLUMNS = """
+    'request_logs' AS source, r.ts, CAST(r.ts AS DATE) AS day, r.provider, r.model, r.model_id,
+    r.api_key_id, coalesce(r.key_name, k.name) AS key_name, r.project, r.feature, r.query_id, r.user_id,
+    1::BIGINT AS requests, r.input_tokens, r.cached_input_tokens, r.cache_write_tokens,
+    r.cache_write_1h_tokens, r.output_tokens, r.batch, r.tier,
+    false AS long_context, r.cost_usd, r.latency_ms, r.reported_cost_usd, r.request_id
+"""
+
+_BUCKET_COLUMNS = """
+    'provider_usage' AS source, b.bucket_start AS ts, CAST(b.bucket_start AS DATE) AS day, b.provider,
+    b.model, b.model_id, b.api_key_id, k.name AS key_name,
+    coalesce(p.name, b.project_id, b.workspace_id) AS project, NULL::VARCHAR AS feature,
+    NULL::VARCHAR AS query_id, b.user_id, coalesce(b.requests, 0) AS requests, b.input_tokens,
+    b.cached_input_tokens, b.cache_write_tokens, b.cache_write_1h_tokens, b.output_tokens,
+    coalesce(b.batch, false) AS batch, b.tier, b.long_context, b.cost_usd, NULL::DOUBLE AS latency_ms,
+    NULL::DECIMAL(38, 15) AS reported_cost_usd, NULL::VARCHAR AS request_id
+"""
+
+
+def _conditions(f: FactFilter, row: str, project_expr: str, *, request_logs: bool) -> tuple[str, list[object]]:
+    conds: list[str] = []
+    params: list[object] = []
+    if f.provider is not None:
+        conds.append(f"{row}.provider = ?")
+        params.append(f.provider)
+    if f.project is not None:
+        conds.append(f"{project_expr} = ?")
+        params.append(f.project)
+    if f.api_key_id is not None:
+        conds.append(f"{row}.api_key_id = ?")
+        params.append(f.api_key_id)
+    if f.model is not None:
+        conds.append(f"({row}.model_id = ? OR {row}.model = ?)")
+        params.extend([f.model, f.model])
+    if request_logs and f.feature is not None:
+        conds.append(f"{row}.feature = ?")
+        params.append(f.feature)
+    if request_logs and f.query_id is not None:
+        conds.append(f"{row}.query_id = ?")
+        params.append(f.query_id)
+    return "".join(f" AND {c}" for c in conds), params
+
+
+def facts_cte(f: FactFilter, sources: Sources = "auto") -> tuple[str, list[object]]:
+    """The `WITH facts AS (...)` clause for a filter, and its parameters in order."""
+    request_where, request_params = _conditions(f, "r", "r.project", request_logs=True)
+    request_part = f"""
+        SELECT {_REQUEST_COLUMNS}
+        FROM requests AS r
+        LEFT JOIN api_keys AS k ON k.provider = r.provider AND k.api_key_id = r.api_key_id
+        WHERE r.ts >= ? AND r.ts < ?{request_where}"""
+    if sources == "request_logs" or f.needs_request_logs:
+        return f"WITH facts AS ({request_part}\n)", [f.start, f.end, *request_params]
+
+    project = "coalesce(p.name, b.project_id, b.workspace_id)"
+    bucket_where, bucket_params = _conditions(f, "b", project, request_logs=False)
+    sql = f"""
+    WITH chosen AS (
+        -- Per provider, endpoint and day, daily buckets win over hourly ones of the same traffic.
+        SELECT b.* FROM usage_buckets AS b
+        WHERE b.bucket_start >= ? AND b.bucket_start < ?
+        QUALIFY b.bucket_width = CASE WHEN bool_or(b.bucket_width = '1d')
+            OVER (PARTITION BY b.provider, b.endpoint, CAST(b.bucket_start AS DATE)) THEN '1d' ELSE b.bucket_width END
+    ),
+    synced_days AS (SELECT DISTINCT provider, CAST(bucket_start AS DATE) AS day FROM chosen),
+    facts AS (
+        {request_part}
+          AND NOT EXISTS (
+              SELECT 1 FROM synced_days AS d WHERE d.provider = r.provider AND d.day = CAST(r.ts AS DATE))
+        UNION ALL
+        SELECT {_BUCKET_COLUMNS}
+        FROM chosen AS b
+        LEFT JOIN api_keys AS k ON k.provider = b.provider AND k.api_key_id = b.api_key_id
+        LEFT JOIN projects AS p ON p.provider = b.provider AND p.project_id = coalesce(b.project_id, b.workspace_id)
+        WHERE true{bucket_where}
+    )"""
+    return sql, [f.start, f.end, f.start, f.end, *request_params, *bucket_params]
