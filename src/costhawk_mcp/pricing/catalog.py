@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import cached_property
