@@ -596,6 +596,8 @@ def test_packaged_overrides_rebuild_the_committed_catalog_without_genai_prices()
         report=report,
     )
     assert report.price_changes == [] and report.carried_over == []
+    history_only = sum(model.source == previous.sources["history"] for model in previous.models)
+    assert report.history_only_kept == history_only > 0  # kept, and not reported as dropped by LiteLLM
     assert catalog_json(rebuilt) == catalog_json(previous)
 
 
@@ -633,3 +635,283 @@ def test_genai_model_conversion_without_the_package() -> None:
         id="b", is_match=lambda ref: False, prices=SimpleNamespace(input_mtok=two_tiers, output_mtok=D("1"))
     )
     assert build._genai_model(broken).problem is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Models only the history source knows (build rule 9)
+
+
+def history_model(
+    ident: str,
+    *prices: HistoricalPrice,
+    equals: tuple[str, ...] = (),
+    prefixes: tuple[str, ...] = (),
+    **extra: Any,
+) -> HistoryModel:
+    """A history model whose matching is its equals / starts-with clauses, like genai-prices'."""
+
+    def matches(ref: str) -> bool:
+        return ref in equals or any(ref.startswith(prefix) for prefix in prefixes)
+
+    return HistoryModel(id=ident, matches=matches, prices=prices, names=equals, prefixes=prefixes, **extra)
+
+
+def sources(name: str = "genai-prices 9.9", **per_provider: tuple[HistoryModel, ...]) -> HistorySource:
+    return HistorySource(name=name, models=per_provider)  # type: ignore[arg-type]
+
+
+def history_only_build(
+    history: HistorySource, litellm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, ModelEntry], BuildReport]:
+    report = BuildReport()
+    litellm = {"claude-new": entry("anthropic", 1e-06, 5e-06)} if litellm is None else litellm
+    return make(litellm, overrides=overrides, history=history, report=report), report
+
+
+def test_history_only_model_becomes_an_entry_with_contiguous_dated_periods() -> None:
+    model = history_model(
+        "claude-old-latest",
+        price(None, "15", "75", cached_input=D("1.5"), cache_write=D("18.75")),
+        price(date(2025, 3, 1), "3", "15", cached_input=D("0.3"), cache_write=D("3.75")),
+        price(date(2025, 9, 1), "3", "15", cached_input=D("0.3"), cache_write=D("3.75")),  # merged
+        price(date(2026, 2, 1), "1", "5", cached_input=D("0.1")),
+        price(date(2027, 1, 1), "9", "9"),  # scheduled after the build date: ignored
+        prefixes=("claude-old", "claude-old-2025"),  # the second is a stub of dated ids, not an id
+        context_window=200000,
+        deprecated=True,
+    )
+    models, report = history_only_build(sources(anthropic=(model,)))
+    old = models["claude-old"]  # the -latest id folds into its family name, which is one of its names
+    assert old.aliases == ("claude-old-latest",)
+    assert (old.provider, old.mode, old.context_window, old.max_output_tokens) == ("anthropic", "chat", 200000, None)
+    assert old.source == "genai-prices 9.9" and {p.source for p in old.periods} == {"genai-prices 9.9"}
+    assert [(p.effective_from, p.effective_to, p.standard.input) for p in old.periods] == [
+        (None, date(2025, 3, 1), D("15")),
+        (date(2025, 3, 1), date(2026, 2, 1), D("3")),
+        (date(2026, 2, 1), None, D("1")),
+    ]
+    for earlier, later in zip(old.periods, old.periods[1:], strict=False):
+        assert earlier.effective_to == later.effective_from
+    assert old.periods[0].standard.cache_write == D("18.75")
+    assert old.deprecation_date is None and report.history_only_deprecated == ["claude-old"]
+    assert report.history_only == ["claude-old"]
+    assert any("2027-01-01 ignored" in note for note in report.notes)
+    # 2025-05-01 usage: 1M uncached input at $3 + 1M output at $15 = $18.
+    usage = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert cost(old, usage, at=date(2025, 5, 1)).total_usd == D("18")
+
+
+def test_history_models_that_reach_a_catalog_name_add_nothing() -> None:
+    covered = (
+        history_model("claude-new", price(None, "1", "5")),  # same id
+        history_model("claude-family", price(None, "1", "5"), prefixes=("claude-ne",)),  # a clause matches
+        history_model("claude-other", price(None, "2", "6"), equals=("claude-other", "claude-other-v1")),
+    )
+    models, report = history_only_build(sources(anthropic=covered))
+    assert sorted(models) == ["claude-new", "claude-other"]
+    assert models["claude-other"].aliases == ("claude-other-v1",)
+    assert report.history_only == ["claude-other"] and report.history_only_skipped == []
+
+
+def test_history_only_names_follow_the_sources_own_lookup() -> None:
+    first = history_model("grok-x-fast", price(None, "5", "25"), equals=("grok-x-fast", "grok-x-fast-beta"))
+    second = history_model(
+        "grok-x-0709",
+        price(None, "3", "15"),
+        equals=("grok-x-0709", "grok-x", "grok-x-fast-beta"),  # grok-x-fast-beta is first's
+        prefixes=("grok-x-0709@", "grok-x-mini"),  # not a whole id / a name another model owns below
+    )
+    mini = history_model("grok-x-mini", price(None, "0.3", "0.5"), equals=("grok-x-mini",))
+    models, _ = history_only_build(sources(xai=(first, second, mini)))
+    assert models["grok-x-fast"].aliases == ("grok-x-fast-beta",)
+    assert models["grok-x"].aliases == ("grok-x-0709",)  # a dated id takes its family name
+    assert models["grok-x-mini"].current.standard.input == D("0.3")  # second's prefix does not own it
+    catalog = Catalog(
+        CatalogFile(schema_version=1, generated_at="2026-11-27T00:00:00Z", models=list(models.values())),
+        origin="test",
+        fingerprint="",
+    )
+    assert catalog.get("xai/grok-x-0709").model == "grok-x"
+    assert catalog.get("grok-x-20250709").model == "grok-x"  # dated snapshots: the lookup strips the date
+
+
+def test_history_only_leaves_out_other_kinds_resales_and_exclusions() -> None:
+    image = HistoricalPrice(
+        start=None, standard=TierPrices(input=D("5"), output=D("40")), other_prices=("output_image_mtok",)
+    )
+    google = (
+        history_model("claude-old", price(None, "3", "15"), equals=("claude-old",)),  # Claude on Vertex
+        history_model("gemini-x-tts", price(None, "0.5", "10")),
+        history_model("gemini-x-image", image),
+        history_model("gemini-x-painter", image),
+        history_model("gemini-x-embedding"),  # no token prices (input only)
+        history_model("gemini-x-night", price(None, "1", "2"), time_of_day=True),
+        history_model("gemma-x-it", price(None, "0.65", "0.65")),
+        history_model("gemini-x-flash", price(None, "0.1", "0.4")),
+    )
+    anthropic = (history_model("claude-old", price(None, "3", "15"), equals=("claude-old",)),)
+    history = HistorySource(
+        name="genai-prices 9.9", models={"google": google, "anthropic": anthropic}, resells={"google": ("anthropic",)}
+    )
+    overrides = {
+        **OVERRIDES,
+        "history_only": {"exclude": {"google/gemma-x-it": {"why": "a host's price", "source": "https://x.test"}}},
+    }
+    models, report = history_only_build(history, overrides=overrides)
+    assert models["claude-old"].provider == "anthropic"
+    assert [m for m in models if m.startswith("gem")] == ["gemini-x-flash"]
+    reasons = dict(text.split(": ", 1) for text in report.history_only_skipped)
+    assert reasons == {
+        "google/claude-old": "anthropic's model, resold",
+        "google/gemini-x-tts": "not a chat model ('tts' in its id)",
+        "google/gemini-x-image": "generates other media (output_image_mtok)",
+        "google/gemini-x-painter": "generates other media (output_image_mtok)",
+        "google/gemini-x-embedding": "no input and output token prices",
+        "google/gemini-x-night": "prices vary by time of day",
+    }
+    assert report.excluded == ["google/gemma-x-it (genai-prices 9.9): a host's price"]
+
+
+def test_history_only_batch_prices_only_by_the_stacking_rule_for_models_sold_in_batch() -> None:
+    tiered = HistoricalPrice(
+        start=None,
+        standard=TierPrices(input=D("3"), output=D("15"), cached_input=D("0.3"), cache_write=D("3.75")),
+        long_context=LongContext(threshold_tokens=200000, standard=TierPrices(input=D("6"), output=D("22.5"))),
+    )
+    anthropic = (
+        history_model("claude-listed", tiered),
+        history_model("claude-flagged", price(None, "8", "40", cached_input=D("0.2")), batch=True),
+        history_model("claude-plain", price(None, "8", "24")),
+    )
+    mistral = (history_model("mixtral-old", price(None, "2", "6"), batch=True),)
+    overrides = {
+        **OVERRIDES,
+        "history_only": {
+            "batch": {"anthropic": {"models": ["claude-listed", "claude-gone"], "source": "https://x.test", "why": "t"}}
+        },
+    }
+    models, report = history_only_build(sources(anthropic=anthropic, mistral=mistral), overrides=overrides)
+    listed = models["claude-listed"].current
+    assert listed.batch == TierPrices(input=D("1.5"), output=D("7.5"), cached_input=D("0.15"), cache_write=D("1.875"))
+    assert listed.long_context is not None and listed.long_context.batch == TierPrices(input=D("3"), output=D("11.25"))
+    assert listed.source == "genai-prices 9.9 + overrides"
+    assert models["claude-flagged"].current.batch == TierPrices(input=D("4"), output=D("20"), cached_input=D("0.1"))
+    assert models["claude-plain"].current.batch is None  # no evidence it was sold in batch
+    assert models["mixtral-old"].current.batch is None  # no stacking rule for mistral
+    assert any("mixtral-old" in note and "no stacking rule" in note for note in report.notes)
+    assert any("claude-gone: no such history-only model" in note for note in report.notes)
+    # A 300k-token batch request: the long-context batch rate on every input token, 300k x $3/M = $0.90.
+    assert cost(models["claude-listed"], TokenUsage(input_tokens=300_000), at=TODAY, tier="batch").total_usd == D("0.9")
+
+
+def test_history_only_openai_models_get_an_encoding_from_their_id_or_an_alias() -> None:
+    openai = (
+        history_model("gpt-3.5-0301", price(None, "1.5", "2"), equals=("gpt-3.5-turbo-0301", "gpt-3.5-0301")),
+        history_model("o1-mini", price(None, "1.1", "4.4"), equals=("o1-mini",)),
+    )
+    mistral = (history_model("gpt-4o-clone", price(None, "1", "1"), equals=("gpt-4o-clone",)),)
+    models, _ = history_only_build(sources(openai=openai, mistral=mistral))
+    assert models["gpt-3.5-0301"].encoding == "cl100k_base"  # tiktoken knows gpt-3.5-turbo-0301
+    assert models["o1-mini"].encoding == "o200k_base"
+    assert models["gpt-4o-clone"].encoding is None
+
+
+def test_history_only_id_that_names_nothing_is_left_out() -> None:
+    odd = history_model(
+        "gpt-4o-mini-2024-07-18.ft-", price(None, "0.3", "1.2"), prefixes=("gpt-4o-mini-2024-07-18.ft-",)
+    )
+    models, report = history_only_build(sources(openai=(odd,)))
+    assert sorted(models) == ["claude-new"]
+    assert report.history_only_skipped == [
+        "openai/gpt-4o-mini-2024-07-18.ft-: its id is not a model name the source resolves to it"
+    ]
+
+
+def test_history_only_model_shadowing_a_snapshot_lookup_is_reported() -> None:
+    old = history_model("mistral-medium-2312", price(None, "2.7", "8.1"), equals=("mistral-medium-2312",))
+    report = BuildReport()
+    models = make(
+        {"mistral/mistral-medium": entry("mistral", 4e-07, 2e-06)}, history=sources(mistral=(old,)), report=report
+    )
+    assert models["mistral-medium-2312"].current.standard.output == D("8.1")
+    assert any("mistral-medium-2312 was priced as mistral-medium (0.4/2)" in note for note in report.notes)
+
+
+def test_runtime_update_keeps_history_only_models_and_their_source() -> None:
+    """`pricing update`: history=None, previous=installed catalog; history-only models stay as they were."""
+    history = sources(
+        anthropic=(
+            history_model(
+                "claude-old",
+                price(None, "15", "75"),
+                price(date(2025, 3, 1), "3", "15", cached_input=D("0.3")),
+                equals=("claude-old", "claude-old-20240620"),
+            ),
+        )
+    )
+    litellm = {"claude-new": entry("anthropic", 1e-06, 5e-06)}
+    installed = build_catalog(litellm, overrides=OVERRIDES, history=history, today=date(2026, 1, 1))
+    report = BuildReport()
+    updated = build_catalog(litellm, overrides=OVERRIDES, history=None, today=TODAY, previous=installed, report=report)
+    assert updated.models == installed.models
+    assert updated.sources == {"history": "genai-prices 9.9"}  # its periods are still in the catalog
+    assert report.carried_over == [] and report.history_only_kept == 1
+    again = BuildReport()
+    build_catalog(litellm, overrides=OVERRIDES, history=None, today=TODAY, previous=updated, report=again)
+    assert again.carried_over == [] and again.history_only_kept == 1
+    # LiteLLM lists the model again at a new price: its entry takes over, the history stays.
+    relisted = make({**litellm, "claude-old": entry("anthropic", 2e-06, 1e-05)}, previous=updated)["claude-old"]
+    assert [(p.effective_from, p.standard.input) for p in relisted.periods] == [
+        (None, D("15")),
+        (date(2025, 3, 1), D("3")),
+        (TODAY, D("2")),
+    ]
+    assert relisted.aliases == () and relisted.source is None  # the header now comes from LiteLLM
+
+
+def test_genai_model_conversion_reads_names_limits_flags_and_other_prices() -> None:
+    def clause(**kind: Any) -> SimpleNamespace:
+        return SimpleNamespace(**kind)
+
+    match = clause(
+        or_=[
+            clause(starts_with="Claude-Old"),
+            clause(equals="claude-old-20240620"),
+            clause(and_=[clause(starts_with="claude-3.0-old"), clause(regex="^x")]),
+            clause(contains="old"),
+        ]
+    )
+    model = SimpleNamespace(
+        id="claude-old",
+        is_match=lambda ref: ref.startswith("claude-old"),
+        match=match,
+        context_window=200000,
+        deprecated=True,
+        price_variants=[SimpleNamespace(when={"speed": "fast"}), SimpleNamespace(when={"processing": "batch"})],
+        prices=SimpleNamespace(
+            input_mtok=D("3"), output_mtok=D("15"), input_audio_mtok=D("7"), web_searches_kcount=D("10"), _x=1
+        ),
+    )
+    converted = build._genai_model(model)
+    assert converted.names == ("claude-old-20240620",)
+    assert converted.prefixes == ("claude-old", "claude-3.0-old")
+    assert (converted.context_window, converted.deprecated, converted.batch) == (200000, True, True)
+    assert converted.prices[0].other_prices == ("input_audio_mtok", "web_searches_kcount")
+    bare = build._genai_model(SimpleNamespace(id="m", is_match=lambda ref: False, prices=SimpleNamespace()))
+    assert (bare.names, bare.context_window, bare.deprecated, bare.batch, bare.prices) == ((), None, False, False, ())
+
+
+def test_pricing_update_command_keeps_the_history_only_models(isolated_env: Path) -> None:
+    """The real `costhawk-mcp pricing update --from FILE` over the packaged catalog."""
+    from costhawk_mcp.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    assert main(["pricing", "update", "--from", str(root / "data" / "sources" / "litellm_model_prices.json")]) == 0
+    packaged = Catalog.from_bytes((root / "data" / "pricing.json").read_bytes(), origin="packaged")
+    updated = Catalog.from_bytes((isolated_env / "pricing.json").read_bytes(), origin="user")
+    history = packaged.data.sources["history"]
+    only = [m for m in packaged.models if m.source == history]
+    assert len(only) > 50
+    assert [updated.get(m.model) for m in only] == only
+    assert updated.data.sources.get("history") == history
+    assert updated.get("claude-3-5-sonnet-20241022").current.standard.output == D("15")

@@ -50,9 +50,32 @@ Rules, in the order they are applied (every one is deterministic):
 7. Carry-over (run time, `history=None` and a `previous` catalog). A model's earlier periods come
    from `previous`; when its current prices differ from `previous`'s current ones, the old
    period is closed at `today` and the new one starts `today`. Models of `previous` that the new
-   file no longer lists are kept as they were (last year's usage still needs a price).
+   file no longer lists are kept as they were (last year's usage still needs a price); those that
+   came from the history source alone (rule 9: their `source` is `previous`'s history source) are
+   expected there and not reported as dropped, and that source stays named in `sources`.
 8. Encoding: the tiktoken encoding only when tiktoken maps the OpenAI model id and only
    o200k_base / cl100k_base (the two shipped). A fine-tune uses its base model's tokenizer.
+9. History-only models (build time). A history-source model of the six providers that reaches no
+   catalog name (its id is none of them and its match clauses match none) becomes an entry of its
+   own, so usage of a model LiteLLM has dropped keeps its price. Left out, and reported: models
+   the overrides' `history_only.exclude` names (`provider/id`, with a reason); another provider's
+   model the source lists again (genai-prices sells Claude under google: a resale); models whose
+   prices vary by time of day or are not representable; models without input and output token
+   prices in force by `today` (priced per request, audio hour, page...); and models of another
+   kind, since the source has no mode: a price for generated images, audio or video, or an id word
+   embed*, tts, transcribe, image, realtime, live, audio, whisper, moderation, ocr.
+   Names are the id and the texts of the source's `equals` and `starts_with` clauses, kept when the
+   source's own lookup (by id, then the first model whose clauses match) lands on this model, when
+   they are whole ids (not `claude-sonnet-4@` or the date stub `claude-sonnet-4-2025`) and no other
+   model has them. Dated snapshots that a starts-with clause covers cannot be enumerated: the
+   catalog's lookup strips their suffix (`claude-3-5-sonnet-20241022` -> `claude-3-5-sonnet`). A
+   dated or `-latest` id whose family is one of its names takes the family as id (as in rule 5).
+   Periods are the source's dated prices (future changes and tiers as in rule 6), merged when
+   equal. Batch prices come only from the provider's stacking rule, and only for models the source
+   prices in batch or the overrides' `history_only.batch` lists (sourced). Context window from the
+   source, no max output tokens, encoding as rule 8 (the id, else the first alias tiktoken maps).
+   The source's `deprecated` flag has no date and the schema no flag: the date stays empty and the
+   summary lists those models. `source` (entry and periods) is the history source's name.
 """
 
 from __future__ import annotations
@@ -62,7 +85,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -74,6 +97,7 @@ from costhawk_mcp.errors import CatalogError
 from costhawk_mcp.pricing.catalog import (
     PROVIDERS,
     SCHEMA_VERSION,
+    Catalog,
     CatalogFile,
     LongContext,
     Mode,
@@ -170,6 +194,26 @@ class Addition(BaseModel):
     source: str
 
 
+class BatchOffer(BaseModel):
+    """History-only models a provider's Batch API serves (for LiteLLM's models its batch prices say so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: tuple[str, ...]
+    source: str
+    why: str
+
+
+class HistoryOnly(BaseModel):
+    """Hand-kept decisions about models only the history source knows (module rule 9)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    about: str | None = None
+    exclude: dict[str, Exclusion] = Field(default_factory=dict)
+    batch: dict[Provider, BatchOffer] = Field(default_factory=dict)
+
+
 class Overrides(BaseModel):
     """The hand-kept `data/pricing_overrides.json`."""
 
@@ -180,6 +224,7 @@ class Overrides(BaseModel):
     corrections: dict[str, Correction] = Field(default_factory=dict)
     exclude: dict[str, Exclusion] = Field(default_factory=dict)
     add: dict[str, Addition] = Field(default_factory=dict)
+    history_only: HistoryOnly = Field(default_factory=HistoryOnly)
 
 
 def parse_overrides(raw: Mapping[str, Any]) -> Overrides:
@@ -232,30 +277,48 @@ def packaged_overrides() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class HistoricalPrice:
-    """One dated price of a history source: in force from `start` (None: since the beginning)."""
+    """One dated price of a history source: in force from `start` (None: since the beginning).
+
+    `other_prices` names the source's prices the catalog has no field for (images, audio, searches).
+    """
 
     start: date | None
     standard: TierPrices
     long_context: LongContext | None = None
+    other_prices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class HistoryModel:
-    """A model of a history source: how to recognise its ids, and its prices oldest first."""
+    """A model of a history source: how to recognise its ids, and its prices oldest first.
+
+    `names` and `prefixes` are the plain texts of its match clauses (equals / starts-with), the
+    rest describes it for a catalog entry of its own (module rule 9).
+    """
 
     id: str
     matches: Callable[[str], bool]
     prices: tuple[HistoricalPrice, ...]
     time_of_day: bool = False
     problem: str | None = None
+    names: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    context_window: int | None = None
+    deprecated: bool = False
+    batch: bool = False
 
 
 @dataclass(frozen=True)
 class HistorySource:
-    """Price history per catalog provider, in the source's own matching order."""
+    """Price history per catalog provider, in the source's own matching order.
+
+    `resells` maps a provider to the providers whose models it also lists (genai-prices' google
+    falls back to anthropic: Claude on Vertex AI).
+    """
 
     name: str
     models: Mapping[Provider, Sequence[HistoryModel]]
+    resells: Mapping[Provider, tuple[Provider, ...]] = field(default_factory=dict)
 
 
 def genai_prices_history() -> HistorySource:
@@ -274,12 +337,18 @@ def genai_prices_history() -> HistorySource:
 
         version = dist_version("genai-prices")
     by_id = {provider.id: provider for provider in genai_data.providers}
+    ours = {genai_id: catalog_provider for catalog_provider, genai_id in GENAI_PROVIDERS.items()}
     models: dict[Provider, tuple[HistoryModel, ...]] = {}
+    resells: dict[Provider, tuple[Provider, ...]] = {}
     for catalog_provider, genai_id in GENAI_PROVIDERS.items():
         provider = by_id.get(genai_id)
         if provider is not None:
             models[catalog_provider] = tuple(_genai_model(model) for model in provider.models)
-    return HistorySource(name=f"genai-prices {version}", models=models)
+            fallbacks = getattr(provider, "fallback_model_providers", None) or ()
+            resold = tuple(ours[other] for other in fallbacks if other in ours)
+            if resold:
+                resells[catalog_provider] = resold
+    return HistorySource(name=f"genai-prices {version}", models=models, resells=resells)
 
 
 def _genai_model(model: Any) -> HistoryModel:
@@ -312,13 +381,35 @@ def _genai_model(model: Any) -> HistoryModel:
             prices[-1] = converted  # the later of two prices starting the same day wins
         else:
             prices.append(converted)
+    names: list[str] = []
+    prefixes: list[str] = []
+    _clause_texts(getattr(model, "match", None), names, prefixes)
+    variants = getattr(model, "price_variants", None) or ()
     return HistoryModel(
         id=str(model.id),
         matches=cast(Callable[[str], bool], model.is_match),
         prices=tuple(prices),
         time_of_day=time_of_day,
         problem=problem,
+        names=tuple(dict.fromkeys(names)),
+        prefixes=tuple(dict.fromkeys(prefixes)),
+        context_window=_positive_int(getattr(model, "context_window", None)),
+        deprecated=getattr(model, "deprecated", None) is True,
+        batch=any((getattr(variant, "when", None) or {}).get("processing") == "batch" for variant in variants),
     )
+
+
+def _clause_texts(clause: Any, names: list[str], prefixes: list[str]) -> None:
+    """Collect the equals / starts-with texts of a genai match clause, through its and/or nesting."""
+    if clause is None:
+        return
+    equals, starts = getattr(clause, "equals", None), getattr(clause, "starts_with", None)
+    if isinstance(equals, str):
+        names.append(equals.lower())
+    if isinstance(starts, str):
+        prefixes.append(starts.lower())
+    for nested in (*(getattr(clause, "or_", None) or ()), *(getattr(clause, "and_", None) or ())):
+        _clause_texts(nested, names, prefixes)
 
 
 @dataclass(frozen=True)
@@ -361,7 +452,11 @@ def _genai_price(start: date | None, price: Any) -> HistoricalPrice | None:
     if thresholds:
         above = {name: above.get(name, value) for name, value in base.items()}
         long_context = LongContext(threshold_tokens=thresholds.pop(), standard=_tier_prices(above))
-    return HistoricalPrice(start=start, standard=standard, long_context=long_context)
+    known = set(names.values())
+    other = sorted(
+        key for key, value in vars(price).items() if value is not None and key not in known and not key.startswith("_")
+    )
+    return HistoricalPrice(start=start, standard=standard, long_context=long_context, other_prices=tuple(other))
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,6 +514,10 @@ class BuildReport:
     history_disagree: list[str] = field(default_factory=list)
     carried_over: list[str] = field(default_factory=list)
     price_changes: list[str] = field(default_factory=list)
+    history_only: list[str] = field(default_factory=list)
+    history_only_skipped: list[str] = field(default_factory=list)
+    history_only_deprecated: list[str] = field(default_factory=list)
+    history_only_kept: int = 0
 
     def note(self, text: str) -> None:
         """Record one finding (deduplicated, kept in order)."""
@@ -493,12 +592,16 @@ def build_catalog(
         current = _current_period(item)
         periods = _history_periods(item, current, rules, history, today, report)
         models.append(_model_entry(item, periods, index, report))
+    if history is not None:
+        models.extend(_history_only_models(models, history, rules, today, report))
     if history is None and previous is not None:
         models = _carry_over(models, previous, today, report)
     models.sort(key=lambda m: (PROVIDERS.index(m.provider), m.model))
     all_sources = dict(sources or {})
     if history is not None:
         all_sources.setdefault("history", history.name)
+    elif previous is not None and "history" in previous.sources:
+        all_sources.setdefault("history", previous.sources["history"])  # its periods are carried over
     return CatalogFile(
         schema_version=SCHEMA_VERSION,
         generated_at=datetime.combine(today, time(), tzinfo=timezone.utc),
@@ -784,12 +887,24 @@ def _history_periods(
             f"{label}: {latest.standard.input}/{latest.standard.output} from {latest.start} vs LiteLLM "
             f"{current.standard.input}/{current.standard.output}; LiteLLM current from {current_from}"
         )
-    rule = rules.stacking.get(item.provider)
+    rule = rules.stacking.get(item.provider) if current.batch is not None else None
+    periods = _dated_periods(earlier, current_from, rule, history.name)
+    periods.append(current.model_copy(update={"effective_from": current_from}))
+    return _merge_equal(periods)
+
+
+def _dated_periods(
+    prices: Sequence[HistoricalPrice], until: date | None, rule: StackingRule | None, name: str
+) -> list[PricePeriod]:
+    """History prices as periods, each ending where the next starts (the last at `until`).
+
+    Batch prices come from `rule` alone, so pass it only for a model sold in batch.
+    """
     periods: list[PricePeriod] = []
-    for index, price in enumerate(earlier):
-        end = earlier[index + 1].start if index + 1 < len(earlier) else current_from
+    for index, price in enumerate(prices):
+        end = prices[index + 1].start if index + 1 < len(prices) else until
         batch = long_batch = None
-        if rule is not None and current.batch is not None:
+        if rule is not None:
             batch = _batch_by_rule(price.standard, rule)
             if price.long_context is not None and rule.long_context:
                 long_batch = _batch_by_rule(price.long_context.standard, rule)
@@ -803,11 +918,10 @@ def _history_periods(
                 long_context=long_context,
                 effective_from=price.start,
                 effective_to=end,
-                source=f"{history.name} + overrides" if batch is not None else history.name,
+                source=f"{name} + overrides" if batch is not None else name,
             )
         )
-    periods.append(current.model_copy(update={"effective_from": current_from}))
-    return _merge_equal(periods)
+    return periods
 
 
 def _standard_key(period: PricePeriod) -> tuple[Any, ...]:
@@ -824,6 +938,161 @@ def _merge_equal(periods: list[PricePeriod]) -> list[PricePeriod]:
             merged.pop()
         merged.append(period)
     return merged
+
+
+# An id word that marks a model of another kind than chat (the history source has no mode).
+_OTHER_KIND = re.compile(
+    r"(?:^|[-_.:@/])(embed\w*|tts|transcribe|image|realtime|live|audio|whisper|moderation|ocr)(?=$|[-_.:@/])"
+)
+_WHOLE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._:-]*[a-z0-9])?$")
+_DATE_STUB = re.compile(r"-20\d{2}\d{0,3}$")  # `claude-sonnet-4-2025`: a prefix of dated ids, not an id
+_GENERATED = ("output_image", "output_audio", "output_video")
+
+
+def _catalog_names(models: Iterable[ModelEntry]) -> set[str]:
+    """Every name of `models`, lower-case, with and without a `provider/` prefix."""
+    names: set[str] = set()
+    for model in models:
+        for name in (model.model, *model.aliases):
+            names.add(name.lower())
+            names.add(name.split("/", 1)[1].lower() if "/" in name else name.lower())
+    return names
+
+
+def _history_owner(name: str, models: Sequence[HistoryModel]) -> HistoryModel | None:
+    """The model the history source prices `name` with: by id, then the first whose clauses match."""
+    for model in models:
+        if model.id.lower() == name:
+            return model
+    return next((model for model in models if model.matches(name)), None)
+
+
+def _history_names(model: HistoryModel, models: Sequence[HistoryModel]) -> list[str]:
+    """The whole ids among the model's id and clause texts that the source prices with this model."""
+    prefixes = (prefix for prefix in model.prefixes if not _DATE_STUB.search(prefix))
+    candidates = dict.fromkeys(name.lower() for name in (model.id, *model.names, *prefixes))
+    return [name for name in candidates if _WHOLE_ID.match(name) and _history_owner(name, models) is model]
+
+
+def _history_skip(provider: Provider, model: HistoryModel, source: HistorySource, today: date) -> str | None:
+    """Why a history model gets no entry of its own (module rule 9), or None."""
+    for owner in source.resells.get(provider, ()):
+        if _history_owner(model.id.lower(), source.models.get(owner, ())) is not None:
+            return f"{owner}'s model, resold"
+    if model.problem is not None:
+        return f"not representable: {model.problem}"
+    if model.time_of_day:
+        return "prices vary by time of day"
+    if not model.prices:
+        return "no input and output token prices"
+    known = [price for price in model.prices if price.start is None or price.start <= today]
+    if not known:
+        return f"first price starts {model.prices[0].start}, after {today}"
+    generated = [name for name in known[-1].other_prices if name.startswith(_GENERATED)]
+    if generated:
+        return f"generates other media ({', '.join(generated)})"
+    word = _OTHER_KIND.search(model.id.lower())
+    if word is not None:
+        return f"not a chat model ('{word.group(1)}' in its id)"
+    return None
+
+
+def _history_only_models(
+    models: Sequence[ModelEntry], history: HistorySource, rules: Overrides, today: date, report: BuildReport
+) -> list[ModelEntry]:
+    """Entries for the history source's models that no catalog name reaches (module rule 9)."""
+    catalog = _catalog_names(models)
+    taken = set(catalog)
+    generated = datetime.combine(today, time(), tzinfo=timezone.utc)
+    lookup = Catalog(
+        CatalogFile(schema_version=SCHEMA_VERSION, generated_at=generated, models=list(models)),
+        origin="build",
+        fingerprint="",
+    )
+    offers = {provider: {name.lower() for name in offer.models} for provider, offer in rules.history_only.batch.items()}
+    offered: set[tuple[Provider, str]] = set()
+    exclusions_used: set[str] = set()
+    added: list[ModelEntry] = []
+    for provider in PROVIDERS:
+        source_models = history.models.get(provider, ())
+        for model in source_models:
+            if model.id.lower() in catalog or any(model.matches(name) for name in catalog):
+                continue  # a catalog model's history (rule 6), or a name LiteLLM prices
+            key = f"{provider}/{model.id}"
+            exclusion = rules.history_only.exclude.get(key)
+            if exclusion is not None:
+                exclusions_used.add(key)
+                report.excluded.append(f"{key} ({history.name}): {exclusion.why}")
+                continue
+            reason = _history_skip(provider, model, history, today)
+            names = _history_names(model, source_models)
+            if reason is None and model.id.lower() not in names:
+                reason = "its id is not a model name the source resolves to it"
+            if reason is not None:
+                report.history_only_skipped.append(f"{key}: {reason}")
+                continue
+            clashes = [name for name in names if name in taken]
+            if model.id.lower() in clashes:
+                report.history_only_skipped.append(f"{key}: its id already names another model")
+                continue
+            if clashes:
+                report.note(f"{key}: names {', '.join(clashes)} already taken; left out")
+            names = [name for name in names if name not in taken]
+            ident = model.id.lower()
+            family = _SNAPSHOT.sub("", ident)
+            canonical = family if family != ident and family in names else ident
+            label = f"{canonical} ({history.name} {model.id})"
+
+            known = [price for price in model.prices if price.start is None or price.start <= today]
+            for price in model.prices[len(known) :]:
+                report.note(f"{label}: scheduled price change on {price.start} ignored (after {today})")
+            known[0] = replace(known[0], start=None)  # the first price is the oldest known (rule 6)
+            listed = offers.get(provider, set()) & set(names)
+            offered.update((provider, name) for name in listed)
+            rule = rules.stacking.get(provider) if (model.batch or listed) else None
+            if (model.batch or listed) and rule is None:
+                report.note(f"{label}: sold in batch, but {provider} has no stacking rule; no batch prices")
+            periods = _merge_equal(_dated_periods(known, None, rule, history.name))
+            dropped = sorted({name for price in known for name in price.other_prices if name.endswith("_mtok")})
+            if dropped:
+                report.note(f"{label}: {', '.join(dropped)} dropped (no field in the schema)")
+            now = periods[-1].standard
+            for name in names:
+                before = lookup.find(name)  # what the catalog's suffix-stripping lookup said so far
+                then = before.current.standard if before is not None else None
+                if before is not None and then is not None and (then.input, then.output) != (now.input, now.output):
+                    report.note(
+                        f"{label}: {name} was priced as {before.model} ({then.input}/{then.output}) "
+                        f"by the lookup's snapshot rule; now {now.input}/{now.output}"
+                    )
+
+            aliases = sorted((name for name in names if name != canonical), key=str.lower)
+            encoding = None
+            if provider == "openai":
+                encoding = next(filter(None, (tiktoken_encoding(name) for name in (canonical, *aliases))), None)
+            added.append(
+                ModelEntry(
+                    model=canonical,
+                    provider=provider,
+                    mode="chat",
+                    aliases=tuple(aliases),
+                    context_window=model.context_window,
+                    source=history.name,
+                    encoding=encoding,
+                    periods=tuple(periods),
+                )
+            )
+            taken.update(names)
+            report.history_only.append(canonical)
+            if model.deprecated:
+                report.history_only_deprecated.append(canonical)
+    for key in sorted(set(rules.history_only.exclude) - exclusions_used):
+        report.note(f"history_only exclusion {key}: no such history-only model")
+    for provider, listed_ids in sorted(offers.items()):
+        for name in sorted(listed_ids):
+            if (provider, name) not in offered:
+                report.note(f"history_only batch offer {provider}/{name}: no such history-only model")
+    return added
 
 
 def _name_index(items: Mapping[str, _Item]) -> dict[str, str]:
@@ -906,6 +1175,7 @@ def _carry_over(models: list[ModelEntry], previous: CatalogFile, today: date, re
             )
         result.append(ModelEntry(**{**dict(model), "periods": tuple(periods)}))
     taken = {name.lower() for model in result for name in (model.model, *model.aliases)}
+    history_name = previous.sources.get("history")
     for kept in previous.models:
         if kept.model in used:
             continue
@@ -915,7 +1185,10 @@ def _carry_over(models: list[ModelEntry], previous: CatalogFile, today: date, re
         aliases = tuple(alias for alias in kept.aliases if alias.lower() not in taken)
         result.append(ModelEntry(**{**dict(kept), "aliases": aliases}))
         taken.update(name.lower() for name in (kept.model, *aliases))
-        report.carried_over.append(kept.model)
+        if history_name is not None and kept.source == history_name:
+            report.history_only_kept += 1  # never in LiteLLM: expected to be missing from it
+        else:
+            report.carried_over.append(kept.model)
     return result
 
 
@@ -1043,23 +1316,27 @@ def catalog_json(catalog: CatalogFile) -> bytes:
 
 
 def _row(label: str, values: Sequence[object]) -> str:
-    return f"{label:<10}" + "".join(f"{value!s:>9}" for value in values)
+    return f"{label:<10}" + "".join(f"{value!s:>10}" for value in values)
 
 
 def summarize(catalog: CatalogFile, today: date, report: BuildReport | None = None) -> str:
     """A reviewer's summary: counts per provider, then everything the build decided to report."""
     named = ", ".join(f"{key}: {value}" for key, value in sorted(catalog.sources.items()))
+    history_name = catalog.sources.get("history")
     lines = [f"{len(catalog.models)} models ({named})"]
-    lines.append(_row("provider", ("models", "current", "deprec.", "history", "long-ctx")))
-    totals = [0, 0, 0, 0, 0]
+    lines.append(_row("provider", ("models", "current", "deprec.", "history", "long-ctx", "hist-only")))
+    totals = [0, 0, 0, 0, 0, 0]
+    only: dict[Provider, list[str]] = {}
     for provider in PROVIDERS:
         entries = [m for m in catalog.models if m.provider == provider]
+        only[provider] = [m.model for m in entries if history_name is not None and m.source == history_name]
         row = [
             len(entries),
             sum(not m.is_deprecated(today) for m in entries),
             sum(m.is_deprecated(today) for m in entries),
             sum(len(m.periods) > 1 for m in entries),
             sum(m.current.long_context is not None for m in entries),
+            len(only[provider]),
         ]
         totals = [a + b for a, b in zip(totals, row, strict=True)]
         lines.append(_row(provider, row))
@@ -1067,15 +1344,29 @@ def summarize(catalog: CatalogFile, today: date, report: BuildReport | None = No
     embeddings = sum(m.mode == "embedding" for m in catalog.models)
     aliases = sum(len(m.aliases) for m in catalog.models)
     lines.append(f"embedding models: {embeddings}; aliases: {aliases}")
+    if any(only.values()):
+        lines.append(f"models only the history source knows ({sum(map(len, only.values()))}):")
+        lines.extend(f"  - {provider} ({len(ids)}): {', '.join(ids)}" for provider, ids in only.items() if ids)
     if report is not None:
         lines.append(
             f"snapshots folded into their family: {report.folded}; "
             f"models matched in the history source: {report.history_matched}"
         )
+        if report.history_only_kept:
+            lines.append(f"history-only models kept from the previous catalog: {report.history_only_kept}")
+        skipped: dict[str, list[str]] = defaultdict(list)
+        for text in report.history_only_skipped:
+            key, reason = text.split(": ", 1)
+            skipped[reason].append(key)
         sections: Iterable[tuple[str, list[str]]] = (
             ("excluded by overrides", report.excluded),
             ("duplicate LiteLLM keys that disagree", report.duplicates),
             ("history source disagrees with LiteLLM", report.history_disagree),
+            ("history-source models left out (by reason)", [f"{r}: {', '.join(k)}" for r, k in skipped.items()]),
+            (
+                "deprecated in the history source, no date (the schema has no flag; deprecation_date left empty)",
+                report.history_only_deprecated,
+            ),
             ("price changes since the previous catalog", report.price_changes),
             ("kept from the previous catalog", report.carried_over),
             ("notes", report.notes),
