@@ -17,13 +17,14 @@ import hashlib
 import os
 import re
 import threading
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from costhawk_mcp.datafiles import data_file
-from costhawk_mcp.errors import InputTooLarge, InvalidArgument, TokenizerError
+from costhawk_mcp.errors import CatalogError, InputTooLarge, InvalidArgument, TokenizerError
 
 if TYPE_CHECKING:
     import tiktoken
@@ -75,8 +76,10 @@ def mergeable_ranks(name: str) -> dict[bytes, int]:
     expected = _SPECS[name][0]
     try:
         raw = gzip.decompress(data_file("tiktoken", f"{name}.tiktoken.gz").read_bytes())
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a damaged deflate stream
         raise TokenizerError(f"cannot read the {name} tokenizer file: {exc}; reinstall costhawk-mcp") from exc
+    except CatalogError as exc:  # the file is missing from the installation
+        raise TokenizerError(str(exc)) from exc
     actual = hashlib.sha256(raw).hexdigest()
     if actual != expected:
         raise TokenizerError(
@@ -129,7 +132,7 @@ def count_ordinary(text: str, encoding: str) -> int:
 
 def _split(text: str, parts: int) -> list[str]:
     """Cut `text` into about `parts` pieces at safe boundaries (or not at all if none exist)."""
-    step = len(text) // parts
+    step = max(1, len(text) // parts)  # a text shorter than `parts` must not make a zero step
     pieces: list[str] = []
     start = 0
     for target in range(step, len(text), step):
@@ -276,7 +279,12 @@ def count_messages(
     messages: Sequence[Message], entry: ModelEntry | None, *, max_bytes: int, field: str = "messages"
 ) -> TokenCount:
     """Tokens of a chat prompt following OpenAI's counting recipe."""
-    size = sum(len(m.content.encode("utf-8", errors="surrogatepass")) + len(m.role) for m in messages)
+    size = sum(
+        len(m.content.encode("utf-8", errors="surrogatepass"))
+        + len(m.role)
+        + len((m.name or "").encode("utf-8", errors="surrogatepass"))
+        for m in messages
+    )
     _limit(size, max_bytes, field)
     overhead = REPLY_PRIMING + len(messages) * TOKENS_PER_MESSAGE
     overhead += sum(TOKENS_PER_NAME for m in messages if m.name)

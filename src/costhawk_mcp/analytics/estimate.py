@@ -87,11 +87,19 @@ def estimate_prompt(
     at = now or datetime.now(timezone.utc)
     tier = service_tier(batch)
 
+    # A count depends only on the model's encoding and provider, so models that share both (gpt-4o,
+    # o3, gpt-4.1, ...) share one pass over a possibly megabyte-sized prompt.
+    counts: dict[tuple[str | None, str], TokenCount] = {}
+
     def count(target: ModelEntry) -> TokenCount:
-        if text is not None:
-            return count_text(text, target, max_bytes=max_input_bytes)
-        assert messages is not None
-        return count_messages(messages, target, max_bytes=max_input_bytes)
+        key = (target.encoding, target.provider)
+        if key not in counts:
+            if text is not None:
+                counts[key] = count_text(text, target, max_bytes=max_input_bytes)
+            else:
+                assert messages is not None
+                counts[key] = count_messages(messages, target, max_bytes=max_input_bytes)
+        return counts[key]
 
     main_count = count(entry)
     if cached_input_tokens > main_count.tokens:

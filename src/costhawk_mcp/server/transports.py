@@ -14,7 +14,8 @@ import logging
 from typing import Literal
 
 from mcp.server import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from costhawk_mcp.config import Settings
@@ -54,6 +55,26 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+class RejectBeforeSSE:
+    """ASGI middleware: answer a foreign Host (421) or Origin (403) on the SSE stream before the SDK does.
+
+    The SDK's SSE endpoint sends the same answer but then raises, which uvicorn logs as a crashed
+    request with a traceback for every rejected probe; checking first keeps that out of the log.
+    """
+
+    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
+        self.app = app
+        self._check = TransportSecurityMiddleware(security)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            rejection = await self._check.validate_request(Request(scope, receive), is_post=False)
+            if rejection is not None:
+                await rejection(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def security_for(host: str, allow_remote: bool) -> TransportSecuritySettings:
     """DNS-rebinding protection for `host`: loopback names always, plus `host` itself when remote."""
     if host not in LOOPBACK and not allow_remote:
@@ -73,7 +94,7 @@ def http_app(mcp: MCPServer, settings: Settings, transport: Transport, host: str
     security = security_for(host, allow_remote)
     app: ASGIApp
     if transport == "sse":
-        app = mcp.sse_app(transport_security=security, host=host)
+        app = RejectBeforeSSE(mcp.sse_app(transport_security=security, host=host), security)
     else:
         app = mcp.streamable_http_app(transport_security=security, host=host)
     if settings.http_token:
