@@ -22,6 +22,7 @@ from costhawk_mcp.errors import CosthawkError
 COMMANDS: dict[str, str] = {
     "serve": "Run the MCP server (stdio by default).",
     "pricing": "Show model prices or update the price catalog.",
+    "import": "Import request logs (JSON Lines, CSV, raw OpenAI/Anthropic responses).",
 }
 
 

@@ -13,7 +13,10 @@ from costhawk_mcp.server.app import App
 
 # Handler modules under costhawk_mcp.server. Each has `register(mcp, app)` and an `INSTRUCTIONS`
 # paragraph telling an assistant what its tools are for.
-TOOL_MODULES: tuple[str, ...] = ("pricing_tools",)
+TOOL_MODULES: tuple[str, ...] = (
+    "pricing_tools",
+    "usage_tools",
+)
 
 PREAMBLE = """\
 costhawk answers questions about LLM API cost: model prices, what a prompt will cost, and a team's \

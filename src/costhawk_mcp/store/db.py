@@ -10,6 +10,9 @@ while they run. The strategy:
 * **Retry on lock.** An open that meets another process's lock is retried with exponential
   backoff and jitter for up to `lock_timeout` seconds (COSTHAWK_LOCK_TIMEOUT, default 30), then
   fails with `StoreBusy`, a clear message, never a corrupt file.
+* **Writers first.** A writer that has to wait leaves a small intent file beside the database
+  (`<db>.writer-waiting-<pid>-<thread>`); readers in any process wait while a live writer's intent
+  exists, so constant reading cannot starve an import or a sync. Files of dead processes are ignored.
 * **One mode at a time inside a process.** DuckDB refuses a read-write and a read-only connection
   to the same file in one process, so a readers-writer lock orders them: many readers together,
   or one writer alone.
@@ -22,6 +25,7 @@ while they run. The strategy:
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -91,6 +95,28 @@ class _ReadersWriterLock:
 def utcnow() -> datetime:
     """Now, as the naive UTC timestamp the schema stores."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+_INTENT_SUFFIX = ".writer-waiting-"
+_STALE_INTENT_S = 120.0
+
+
+def _writer_alive(intent: Path) -> bool:
+    """True while the process that wrote an intent file runs (and the file is recent)."""
+    try:
+        pid = int(intent.read_text(encoding="utf-8"))
+        fresh = time.time() - intent.stat().st_mtime < _STALE_INTENT_S
+    except (OSError, ValueError):
+        return False
+    if not fresh:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -185,27 +211,62 @@ class Database:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
         attempts = 0
-        while True:
-            attempts += 1
-            try:
-                conn = duckdb.connect(self.path, read_only=read_only)
-                conn.execute("SET TimeZone = 'UTC'")
-                return conn
-            except duckdb.IOException as exc:
-                if not is_lock_error(exc):
+        intent: Path | None = None
+        try:
+            while True:
+                attempts += 1
+                if read_only:
+                    self._yield_to_waiting_writers(deadline)
+                try:
+                    conn = duckdb.connect(self.path, read_only=read_only)
+                    conn.execute("SET TimeZone = 'UTC'")
+                    return conn
+                except duckdb.IOException as exc:
+                    if not is_lock_error(exc):
+                        raise StoreError(_explain_open_error(self.path, exc)) from exc
+                    if time.monotonic() >= deadline:
+                        raise self._busy() from exc
+                    if attempts == 1:
+                        log.info("database %s is locked by another process; waiting", self.path)
+                    if not read_only and intent is None:
+                        intent = self._announce_writer()
+                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.5))
+                    delay = min(delay * 2, 0.5)
+                except duckdb.Error as exc:
                     raise StoreError(_explain_open_error(self.path, exc)) from exc
-                if time.monotonic() >= deadline:
-                    raise StoreBusy(
-                        f"the database {self.path} is busy: another costhawk process (a server, import or sync) "
-                        f"held it for {self.lock_timeout:g} s; try again when it finishes, or raise "
-                        "COSTHAWK_LOCK_TIMEOUT"
-                    ) from exc
-                if attempts == 1:
-                    log.info("database %s is locked by another process; waiting", self.path)
-                time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 0.5)
-            except duckdb.Error as exc:
-                raise StoreError(_explain_open_error(self.path, exc)) from exc
+        finally:
+            if intent is not None:
+                intent.unlink(missing_ok=True)
+
+    def _busy(self) -> StoreBusy:
+        return StoreBusy(
+            f"the database {self.path} is busy: another costhawk process (a server, import or sync) "
+            f"held it for {self.lock_timeout:g} s; try again when it finishes, or raise COSTHAWK_LOCK_TIMEOUT"
+        )
+
+    # Writers announce themselves so that a steady stream of readers in other processes (a busy HTTP
+    # server, a polling client) cannot starve them: a reader that sees a live writer's intent file
+    # waits for it before opening. DuckDB's own file lock has no such fairness.
+    def _announce_writer(self) -> Path | None:
+        intent = Path(f"{self.path}{_INTENT_SUFFIX}{os.getpid()}-{threading.get_ident()}")
+        try:
+            intent.write_text(str(os.getpid()), encoding="utf-8")
+        except OSError:
+            return None  # a read-only folder: fall back to plain retrying
+        return intent
+
+    def _yield_to_waiting_writers(self, deadline: float) -> None:
+        folder, prefix = Path(self.path).parent, Path(self.path).name + _INTENT_SUFFIX
+        while True:
+            try:
+                waiting = [p for p in folder.iterdir() if p.name.startswith(prefix) and _writer_alive(p)]
+            except OSError:
+                return
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise self._busy()
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Release the in-memory database (files are never held open)."""

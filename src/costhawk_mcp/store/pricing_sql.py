@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from costhawk_mcp.pricing.catalog import PROVIDER_ALIASES, Catalog
 from costhawk_mcp.pricing.cost import MILLION, rate_rows
+from costhawk_mcp.store.bulk import bulk_insert
 from costhawk_mcp.store.db import Connection
 
 _BEGIN = datetime(1970, 1, 1)
@@ -20,6 +21,9 @@ _END = datetime(9999, 12, 31)
 
 def _bound(day: date | None, default: datetime) -> datetime:
     return default if day is None else datetime(day.year, day.month, day.day)
+
+
+_RATE_TYPES = ("VARCHAR", "TIMESTAMP", "TIMESTAMP", "VARCHAR", "BOOLEAN", "BIGINT") + ("DECIMAL(38, 18)",) * 5
 
 
 def refresh_rates(conn: Connection, catalog: Catalog) -> None:
@@ -41,7 +45,7 @@ def refresh_rates(conn: Connection, catalog: Catalog) -> None:
         )
         for row in rate_rows(catalog.models)
     ]
-    conn.executemany("INSERT INTO rates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    bulk_insert(conn, "rates", _RATE_TYPES, rows)
 
 
 def resolve_models(conn: Connection, catalog: Catalog, raw_models: list[str]) -> None:
@@ -53,8 +57,7 @@ def resolve_models(conn: Connection, catalog: Catalog, raw_models: list[str]) ->
             continue
         entry = catalog.find(raw)
         rows.append((raw, entry.model if entry else None, entry.provider if entry else None))
-    if rows:
-        conn.executemany("INSERT INTO model_map VALUES (?, ?, ?)", rows)
+    bulk_insert(conn, "model_map", ("VARCHAR", "VARCHAR", "VARCHAR"), rows)
 
 
 def remap_models(conn: Connection, catalog: Catalog) -> None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from costhawk_mcp.pricing.catalog import Catalog
 from costhawk_mcp.store import pricing_sql
+from costhawk_mcp.store.bulk import bulk_insert
 from costhawk_mcp.store.db import Connection, Database, utcnow
 from costhawk_mcp.store.migrations import LATEST, current_version, migrate
 
@@ -75,6 +76,12 @@ STAGING_COLUMNS = """
 """
 
 
+# The SQL type of each staging column, in order.
+STAGING_TYPES: tuple[str, ...] = tuple(
+    line.strip().rstrip(",").split(None, 1)[1] for line in STAGING_COLUMNS.strip().splitlines()
+)
+
+
 @dataclass(frozen=True)
 class MergeResult:
     """What a merge of staged requests did."""
@@ -112,7 +119,16 @@ class Store:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_KEY]).fetchone()
         return row is not None and row[0] == self.catalog.fingerprint
 
-    def _prepare(self, conn: Connection) -> None:
+    def _prepare(self, conn: Connection, *, known: bool = False) -> None:
+        """Migrate and reprice inside a write transaction. `known`: this process prepared the file
+        before, so its tables exist and one cheap query tells whether anything changed since."""
+        if known:
+            state = conn.execute(
+                "SELECT (SELECT max(version) FROM schema_migrations), (SELECT value FROM meta WHERE key = ?)",
+                [CATALOG_KEY],
+            ).fetchone()
+            if state[0] == LATEST and state[1] == self.catalog.fingerprint:
+                return
         migrate(conn)
         row = conn.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_KEY]).fetchone()
         if row is None or row[0] != self.catalog.fingerprint:
@@ -132,9 +148,24 @@ class Store:
     def writing(self) -> Iterator[Connection]:
         """A write transaction on an up-to-date store (re-checked inside the lock)."""
         self.ensure_ready()
+        known = self.db.exists()  # a file deleted under a running server is prepared afresh
         with self.db.write() as conn:
-            self._prepare(conn)
+            self._prepare(conn, known=known)
             yield conn
+
+    # ------------------------------------------------------------------ metadata
+    def get_meta(self, key: str) -> str | None:
+        """A value from the `meta` table (None when unset or the file does not exist yet)."""
+        if not self.db.exists():
+            return None
+        with self.reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a value in the `meta` table."""
+        with self.writing() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     # ------------------------------------------------------------------ requests
     def insert_requests(self, rows: Sequence[RequestRow], *, source: str = "api") -> MergeResult:
@@ -143,8 +174,10 @@ class Store:
         with self.writing() as conn:
             conn.execute(f"CREATE TEMP TABLE staged_requests ({STAGING_COLUMNS})")
             try:
-                conn.executemany(
-                    f"INSERT INTO staged_requests VALUES (?, {', '.join('?' for _ in names)})",
+                bulk_insert(
+                    conn,
+                    "staged_requests",
+                    STAGING_TYPES,
                     [(i + 1, *(getattr(r, n) for n in names)) for i, r in enumerate(rows)],
                 )
                 import_id = self.start_import(conn, source=source, fmt="rows", sha256=None)
@@ -171,13 +204,18 @@ class Store:
             [utcnow(), lines_read, result.inserted, result.duplicates, rejected, result.import_id],
         )
 
-    def merge_staged_requests(self, conn: Connection, staging: str, import_id: int) -> MergeResult:
+    def merge_staged_requests(
+        self, conn: Connection, staging: str, import_id: int, *, unique: bool = False
+    ) -> MergeResult:
         """Insert valid staged requests that are not stored yet, priced at the price of their day.
 
         `staging` is a table (or a qualified attached table) with STAGING_COLUMNS, already
         validated and normalised. The first line wins among duplicates inside it; a request id
         already stored is a duplicate and changes nothing, so re-importing a file is a no-op.
+        `unique=True` promises one row per request id (the caller removed repeats outside the
+        write lock), which skips the costly first-line-wins pass over every column.
         """
+        first_line_wins = "" if unique else "QUALIFY row_number() OVER (PARTITION BY s.request_id ORDER BY s.line) = 1"
         staged = int(conn.execute(f"SELECT count(*) FROM {staging}").fetchone()[0])
         models = [r[0] for r in conn.execute(f"SELECT DISTINCT model FROM {staging}").fetchall()]
         pricing_sql.resolve_models(conn, self.catalog, models)
@@ -188,7 +226,7 @@ class Store:
             WITH fresh AS (
                 SELECT s.* FROM {staging} AS s
                 WHERE NOT EXISTS (SELECT 1 FROM requests AS r WHERE r.request_id = s.request_id)
-                QUALIFY row_number() OVER (PARTITION BY s.request_id ORDER BY s.line) = 1
+                {first_line_wins}
             ),
             q AS (
                 SELECT s.*, m.model_id, m.provider AS catalog_provider, {tier} AS tier
