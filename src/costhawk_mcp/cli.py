@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "serve": "Run the MCP server (stdio by default).",
     "pricing": "Show model prices or update the price catalog.",
     "import": "Import request logs (JSON Lines, CSV, raw OpenAI/Anthropic responses).",
+    "sync": "Pull usage, costs and API key names from the OpenAI and Anthropic admin APIs.",
 }
 
 
