@@ -16,6 +16,7 @@ from costhawk_mcp.server.app import App
 TOOL_MODULES: tuple[str, ...] = (
     "pricing_tools",
     "usage_tools",
+    "spend_tools",
     "sync_tools",
 )
 

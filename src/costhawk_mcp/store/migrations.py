@@ -184,6 +184,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE TABLE model_map (raw_model VARCHAR PRIMARY KEY, model_id VARCHAR, provider VARCHAR);
         """,
     ),
+    Migration(
+        2,
+        "budgets: a spending limit per scope and calendar period",
+        """
+        -- One budget per scope and period. scope_id is '' for the whole organisation so that the
+        -- unique key also holds there (NULLs never collide). Amounts are exact USD.
+        CREATE SEQUENCE budget_ids START 1;
+        CREATE TABLE budgets (
+            budget_id BIGINT PRIMARY KEY,
+            scope VARCHAR NOT NULL,
+            scope_id VARCHAR NOT NULL,
+            period VARCHAR NOT NULL,
+            amount_usd DECIMAL(38, 15) NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            UNIQUE (scope, scope_id, period)
+        );
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
