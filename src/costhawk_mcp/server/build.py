@@ -17,7 +17,9 @@ TOOL_MODULES: tuple[str, ...] = (
     "pricing_tools",
     "usage_tools",
     "spend_tools",
+    "insight_tools",
     "sync_tools",
+    "prompts",
 )
 
 PREAMBLE = """\
