@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "pricing": "Show model prices or update the price catalog.",
     "import": "Import request logs (JSON Lines, CSV, raw OpenAI/Anthropic responses).",
     "sync": "Pull usage, costs and API key names from the OpenAI and Anthropic admin APIs.",
+    "demo": "Build a demo dataset and show the server answering real tool calls on it.",
 }
 
 

@@ -1,0 +1,1 @@
+"""The built-in demo: a generated dataset and a scripted MCP client session."""
