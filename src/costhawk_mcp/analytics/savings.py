@@ -30,8 +30,8 @@ from pydantic import BaseModel, Field
 from costhawk_mcp.analytics.common import DataSource, data_sources
 from costhawk_mcp.analytics.window import Period, resolve_window
 from costhawk_mcp.money import USD, PerMTok, pct
-from costhawk_mcp.pricing.catalog import SERVICE_TIERS, Catalog, ModelEntry, ServiceTier
-from costhawk_mcp.pricing.cost import TokenUsage, price_with, resolve_rates
+from costhawk_mcp.pricing.catalog import Catalog, ModelEntry, ServiceTier
+from costhawk_mcp.pricing.cost import TokenUsage, cost, parse_tier
 from costhawk_mcp.store import coverage, savings_queries
 from costhawk_mcp.store.facts import FactFilter
 from costhawk_mcp.store.savings_queries import (
@@ -279,22 +279,8 @@ class SavingsResult(BaseModel):
 
 # ---------------------------------------------------------------- pricing helpers
 def price_sum(entry: ModelEntry, usage: TokenUsage, *, day: date, tier: ServiceTier, long_context: bool) -> Decimal:
-    """`cost()` for a *sum* of requests of one day, tier and context band.
-
-    `cost` decides the band from one request's input size; a sum of requests must keep the band
-    its requests had (a thousand small prompts are not one long-context prompt), so the band is
-    passed in. Everything else is the cost function's own rate resolution and multiplication.
-    """
-    period = entry.period_at(day)
-    return price_with(resolve_rates(period, tier, long_context=long_context), usage, period).total_usd
-
-
-def as_tier(name: str) -> ServiceTier:
-    """A stored tier name as the catalog's tier (unknown names are standard)."""
-    for tier in SERVICE_TIERS:
-        if tier == name:
-            return tier
-    return "standard"
+    """The cost of a sum of requests of one day, tier and context band (see `pricing.cost.cost`)."""
+    return cost(entry, usage, at=day, tier=tier, long_context=long_context).total_usd
 
 
 def usage_of(s: UsageSlice) -> TokenUsage:
@@ -310,7 +296,7 @@ def usage_of(s: UsageSlice) -> TokenUsage:
 
 def slice_cost(entry: ModelEntry, s: UsageSlice) -> Decimal:
     """What a slice cost, recomputed from its tokens (equals the stored cost)."""
-    return price_sum(entry, usage_of(s), day=s.day, tier=as_tier(s.tier), long_context=s.long_context)
+    return price_sum(entry, usage_of(s), day=s.day, tier=parse_tier(s.tier), long_context=s.long_context)
 
 
 def observed_days(period: Period, first: datetime | None, now: datetime) -> Decimal:
@@ -718,7 +704,7 @@ def _caching(g: _Group, plan: _CachePlan | None, windows: dict[SliceKey, int]) -
         added_reads += reads
         added_writes += writes
         usage = usage_of(s)
-        tier = as_tier(s.tier)
+        tier = parse_tier(s.tier)
         with_reads = TokenUsage(
             input_tokens=s.input_tokens,
             cached_input_tokens=s.cached_input_tokens + reads,
@@ -820,7 +806,7 @@ def _right_size(g: _Group, sibling: Sibling | None) -> _Draft | None:
     moved = Decimal(0)
     for s in base:
         usage = usage_of(s)
-        tier = as_tier(s.tier)
+        tier = parse_tier(s.tier)
         current += price_sum(g.entry, usage, day=s.day, tier=tier, long_context=False)
         moved += price_sum(alt, usage, day=s.day, tier=tier, long_context=False)
     savings = current - moved
@@ -891,7 +877,7 @@ def _long_context(g: _Group) -> _Draft | None:
     base = Decimal(0)
     for s in over:
         usage = usage_of(s)
-        tier = as_tier(s.tier)
+        tier = parse_tier(s.tier)
         actual += price_sum(g.entry, usage, day=s.day, tier=tier, long_context=True)
         base += price_sum(g.entry, usage, day=s.day, tier=tier, long_context=False)
     savings = actual - base

@@ -20,12 +20,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from costhawk_mcp.analytics.common import DataSource, data_sources
-from costhawk_mcp.analytics.savings import as_tier, observed_days, price_sum, usage_of
+from costhawk_mcp.analytics.savings import observed_days, price_sum, usage_of
 from costhawk_mcp.analytics.window import Period, make_period
 from costhawk_mcp.errors import InvalidArgument
 from costhawk_mcp.money import USD, PerMTok, pct
 from costhawk_mcp.pricing.catalog import Catalog
-from costhawk_mcp.pricing.cost import MILLION, TokenUsage
+from costhawk_mcp.pricing.cost import MILLION, TokenUsage, parse_tier
 from costhawk_mcp.store import coverage, savings_queries
 from costhawk_mcp.store.facts import FactFilter
 from costhawk_mcp.store.store import Store
@@ -149,7 +149,7 @@ def selfhost_breakeven(
     hist_cost = Decimal(0)
     hist_input = hist_cached = hist_output = hist_requests = 0
     for s in slices:
-        hist_cost += price_sum(entry, usage_of(s), day=today, tier=as_tier(s.tier), long_context=s.long_context)
+        hist_cost += price_sum(entry, usage_of(s), day=today, tier=parse_tier(s.tier), long_context=s.long_context)
         hist_input += s.input_tokens
         hist_cached += s.cached_input_tokens
         hist_output += s.output_tokens

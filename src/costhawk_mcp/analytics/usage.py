@@ -2,7 +2,7 @@
 
 Plain functions over a `Store` and a `Catalog`. The store aggregates (store/usage_queries.py); this
 module only shapes results and, for a model swap, re-prices the aggregated traffic with the one cost
-function's rate resolution (`pricing.cost.resolve_rates` + `price_with`).
+function (`pricing.cost.cost`, given each group's long-context band).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import get_args
 
 from pydantic import BaseModel, Field
 
@@ -18,8 +17,8 @@ from costhawk_mcp.analytics.common import DataSource, data_sources
 from costhawk_mcp.analytics.window import Period, resolve_window
 from costhawk_mcp.errors import InvalidArgument
 from costhawk_mcp.money import USD, pct
-from costhawk_mcp.pricing.catalog import PROVIDER_ALIASES, Catalog, ModelEntry, ServiceTier, Tiers
-from costhawk_mcp.pricing.cost import TokenUsage, price_with, resolve_rates
+from costhawk_mcp.pricing.catalog import PROVIDER_ALIASES, Catalog, ModelEntry, Tiers
+from costhawk_mcp.pricing.cost import TokenUsage, cost, parse_tier
 from costhawk_mcp.store import usage_queries
 from costhawk_mcp.store.facts import FactFilter
 from costhawk_mcp.store.store import Store
@@ -365,7 +364,6 @@ def cost_per_query(
 
 
 # --------------------------------------------------------------------------------- model swap
-_TIERS: dict[str, ServiceTier] = {name: name for name in get_args(ServiceTier)}
 _SAME = Ratio(1.0, 1.0, 1.0)
 
 
@@ -544,11 +542,11 @@ def model_swap_savings(
             output_tokens=g.output_tokens,
         )
         target_period = target.period_at(g.day)
-        tier = _TIERS.get(g.tier, "standard")
+        tier = parse_tier(g.tier)
         for i, band in enumerate(ratio.bands):
-            rates = resolve_rates(target_period, tier, long_context=g.long_context[i])
-            full[i] += price_with(rates, usage, target_period).total_usd * band.num / band.den
-            if rates.long_context:
+            priced = cost(target, usage, at=g.day, tier=tier, long_context=g.long_context[i])
+            full[i] += priced.total_usd * band.num / band.den
+            if priced.rates.long_context:
                 long_context[i] += g.requests
         tiers: Tiers = target_period
         if g.long_context[0] and target_period.long_context is not None:

@@ -149,11 +149,26 @@ def cost(
     *,
     at: date | datetime,
     tier: ServiceTier = "standard",
+    long_context: bool | None = None,
 ) -> Cost:
-    """Price `usage` on `entry` at the price in force on `at` (UTC), in `tier`."""
+    """Price `usage` on `entry` at the price in force on `at` (UTC), in `tier`.
+
+    For one request the long-context band follows from its own input size. `usage` may also be a
+    sum of requests priced alike; then pass the band those requests had (`long_context`), since a
+    thousand short prompts summed are not one long prompt.
+    """
     period = entry.period_at(at)
-    rates = resolve_rates(period, tier, long_context=uses_long_context(period, usage.input_tokens))
+    band = uses_long_context(period, usage.input_tokens) if long_context is None else long_context
+    rates = resolve_rates(period, tier, long_context=band)
     return price_with(rates, usage, period)
+
+
+def parse_tier(name: str) -> ServiceTier:
+    """A stored tier name as a catalog tier (anything unknown is standard)."""
+    for tier in SERVICE_TIERS:
+        if tier == name:
+            return tier
+    return "standard"
 
 
 def price_with(rates: Rates, usage: TokenUsage, period: PricePeriod) -> Cost:
