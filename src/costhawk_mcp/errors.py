@@ -41,7 +41,7 @@ class UnknownModel(InvalidArgument):
         hint = (
             f"; close matches: {', '.join(self.suggestions)}"
             if self.suggestions
-            else "; read the pricing://models resource for every known model"
+            else "; every known model is in the pricing://models resource (or `costhawk-mcp pricing list`)"
         )
         super().__init__(field, f"unknown model {model!r}{hint}")
 

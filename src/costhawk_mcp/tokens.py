@@ -2,7 +2,7 @@
 
 The BPE files for `o200k_base` and `cl100k_base` ship inside the package, gzipped, and are checked
 against tiktoken's own expected sha256 before use. Nothing here ever touches the network or
-tiktoken's download cache. Encodings load on first use (about 0.3 s for o200k), once per process.
+tiktoken's download cache. Encodings load on first use (about a second for o200k), once per process.
 
 Models whose tokenizer is not public (Claude, Gemini, Mistral, DeepSeek, Grok, and OpenAI models
 that tiktoken does not map) get an *approximation*: the text's o200k count, split by content class

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for v in views:
             cached = "-" if v.cached_input_per_mtok is None else f"{v.cached_input_per_mtok:g}"
             print(f"{v.model:<45} {v.provider:<10} {v.input_per_mtok:>9g} {cached:>9} {v.output_per_mtok:>9g}")
-        print(f"{len(views)} models from {catalog.origin}", file=sys.stderr)
+        print(f"{len(views)} model{'' if len(views) == 1 else 's'} from {catalog.origin}", file=sys.stderr)
     return 0
 
 
