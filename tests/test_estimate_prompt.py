@@ -328,7 +328,7 @@ async def test_unknown_models_name_the_field_and_list_at_most_five_close_matches
     assert "compare_models[1]: unknown model 'test-gemni'" in message
     assert close_matches(message)[0] == "test-gemini"
     message = await fail(test_server, "lookup_pricing", {"model": "qqqqqqq"})
-    assert "model: unknown model 'qqqqqqq'; read the pricing://models resource" in message
+    assert "model: unknown model 'qqqqqqq'; every known model is in the pricing://models resource" in message
 
 
 async def test_real_catalog_unknown_model_suggests_five(real_server: MCPServer) -> None:
