@@ -30,6 +30,9 @@ ENV_VARS: dict[str, str] = {
     "ANTHROPIC_ADMIN_KEY": "Anthropic Admin API key used by sync (never logged or stored).",
     "COSTHAWK_OPENAI_BASE_URL": "OpenAI API base URL (default https://api.openai.com/v1).",
     "COSTHAWK_ANTHROPIC_BASE_URL": "Anthropic API base URL (default https://api.anthropic.com).",
+    "ANTHROPIC_API_KEY": "A regular Anthropic key; only used when estimate_prompt is asked for exact_count on Claude.",
+    "GEMINI_API_KEY": "A Gemini API key (GOOGLE_API_KEY also works); only used for exact_count on Gemini models.",
+    "COSTHAWK_GEMINI_BASE_URL": "Gemini API base URL (default https://generativelanguage.googleapis.com).",
 }
 
 
@@ -47,6 +50,9 @@ class Settings:
     anthropic_admin_key: str | None = field(default=None, repr=False)
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    gemini_api_key: str | None = field(default=None, repr=False)
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db: str | None = None) -> Settings:
@@ -65,6 +71,9 @@ class Settings:
             anthropic_admin_key=env.get("ANTHROPIC_ADMIN_KEY") or None,
             openai_base_url=(env.get("COSTHAWK_OPENAI_BASE_URL") or cls.openai_base_url).rstrip("/"),
             anthropic_base_url=(env.get("COSTHAWK_ANTHROPIC_BASE_URL") or cls.anthropic_base_url).rstrip("/"),
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            gemini_api_key=env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
+            gemini_base_url=(env.get("COSTHAWK_GEMINI_BASE_URL") or cls.gemini_base_url).rstrip("/"),
         )
 
     def with_db(self, db_path: str) -> Settings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -60,6 +60,9 @@ class EstimateResult(ModelEstimate):
     cheapest_model: str = Field(description="the cheapest of the requested and compared models")
 
 
+ExactCounter = Callable[[ModelEntry], "TokenCount | None"]
+
+
 def estimate_prompt(
     catalog: Catalog,
     *,
@@ -72,8 +75,14 @@ def estimate_prompt(
     compare_models: Sequence[str],
     max_input_bytes: int,
     now: datetime | None = None,
+    exact_counter: ExactCounter | None = None,
 ) -> EstimateResult:
-    """Count the prompt for `model` (and each compared model, with its own tokenizer) and price it."""
+    """Count the prompt for `model` (and each compared model, with its own tokenizer) and price it.
+
+    `exact_counter`, when given, counts models without a public tokenizer exactly (the provider's
+    own endpoint, tokens_remote.py) instead of approximating them; it returns None for a model it
+    cannot count, which then keeps its approximation.
+    """
     if (text is None) == (messages is None):
         raise InvalidArgument("text", "give exactly one of 'text' (a string) or 'messages' (a list of {role, content})")
     if messages is not None and not messages:
@@ -93,6 +102,10 @@ def estimate_prompt(
 
     def count(target: ModelEntry) -> TokenCount:
         key = (target.encoding, target.provider)
+        if exact_counter is not None and target.encoding is None:
+            exact = exact_counter(target)
+            if exact is not None:
+                return exact
         if key not in counts:
             if text is not None:
                 counts[key] = count_text(text, target, max_bytes=max_input_bytes)

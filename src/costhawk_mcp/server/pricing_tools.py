@@ -10,18 +10,19 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from costhawk_mcp.analytics.estimate import EstimateResult, estimate_prompt
+from costhawk_mcp.analytics.estimate import EstimateResult, ExactCounter, estimate_prompt
 from costhawk_mcp.errors import CosthawkError
-from costhawk_mcp.pricing.catalog import normalize_provider
+from costhawk_mcp.pricing.catalog import ModelEntry, normalize_provider
 from costhawk_mcp.pricing.views import ModelPricing, model_pricing
 from costhawk_mcp.server.app import App
 from costhawk_mcp.server.guard import guard
-from costhawk_mcp.tokens import Message
+from costhawk_mcp.tokens import Message, TokenCount
 
 INSTRUCTIONS = """\
 - estimate_prompt: what a prompt (text or chat messages) will cost on a model before it is sent; \
 compare_models prices the same prompt on other models, cheapest first. Token counts are exact for \
-OpenAI models and a stated approximation with a low/high range for the others.
+OpenAI models and a stated approximation with a low/high range for the others (exact_count=true asks \
+Anthropic's or Google's count-tokens endpoint instead, when their API key is configured).
 - lookup_pricing: one model's prices per million tokens (input, cached input, cache writes, output, \
 batch, priority, long-context), limits, deprecation and price history.
 - Resources pricing://models, pricing://models/{model} and pricing://providers/{provider} hold the \
@@ -73,6 +74,13 @@ def register(mcp: MCPServer, app: App) -> None:
         compare_models: Annotated[
             list[str], Field(max_length=50, description="other models to price the same prompt on")
         ] = [],  # noqa: B006 - the SDK builds the schema from this default; it is never mutated
+        exact_count: Annotated[
+            bool,
+            Field(
+                description="count Claude and Gemini prompts exactly with the provider's own count-tokens "
+                "endpoint (a network call; needs ANTHROPIC_API_KEY or GEMINI_API_KEY). Off: offline approximation"
+            ),
+        ] = False,
     ) -> EstimateResult:
         """What a prompt will cost on a model before it is sent, and on other models for comparison.
 
@@ -91,6 +99,7 @@ def register(mcp: MCPServer, app: App) -> None:
             batch=batch,
             compare_models=compare_models,
             max_input_bytes=app.settings.max_input_bytes,
+            exact_counter=_exact_counter(app, text, messages) if exact_count else None,
         )
 
     @mcp.tool(annotations=READ_ONLY)
@@ -140,6 +149,20 @@ def register(mcp: MCPServer, app: App) -> None:
         except CosthawkError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         return [_dump(model_pricing(entry)) for entry in app.catalog.by_provider(canonical)]
+
+
+def _exact_counter(app: App, text: str | None, messages: list[ChatMessage] | None) -> ExactCounter:
+    """Counts with the provider's endpoint where one exists (Claude, Gemini), else None (approximate)."""
+    from costhawk_mcp.tokens_remote import SUPPORTED, exact_count
+
+    prompt = [m.to_message() for m in messages] if messages is not None else None
+
+    def counter(entry: ModelEntry) -> TokenCount | None:
+        if entry.provider not in SUPPORTED:
+            return None
+        return exact_count(entry, app.settings, text=text, messages=prompt)
+
+    return counter
 
 
 def _dump(view: ModelPricing) -> dict[str, object]:
