@@ -16,6 +16,7 @@ from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
 from costhawk_mcp.server.build import build_server
 from costhawk_mcp.store.store import RequestRow
+from costhawk_mcp.store.sync_store import Page, RawUsage
 
 _ids = count(1)
 
@@ -100,3 +101,18 @@ async def call_error(settings: Settings, tool: str, args: dict[str, Any]) -> str
 def D(value: str | int) -> Decimal:
     """Shorthand for exact expected figures."""
     return Decimal(value)
+
+
+def synced_day(provider: str, day: date, result: dict[str, Any]) -> Page:
+    """A page of one synced day holding one usage result, in the provider's own wire format
+    (OpenAI completions usage or Anthropic's messages usage report), as an adapter hands it over."""
+    start = datetime.combine(day, time())
+    end = start + timedelta(days=1)
+    if provider == "openai":
+        epoch = int((start - datetime(1970, 1, 1)).total_seconds())
+        bucket = {"start_time": epoch, "end_time": epoch + 86_400, "results": [result]}
+        usage = RawUsage("openai_tokens", json.dumps({"data": [bucket], "has_more": False}), 1)
+        return Page("openai", "usage/completions", "usage", "1d", [(start, end)], usage=usage)
+    bucket = {"starting_at": f"{start.isoformat()}Z", "ending_at": f"{end.isoformat()}Z", "results": [result]}
+    usage = RawUsage("anthropic", json.dumps({"data": [bucket], "has_more": False}), 1)
+    return Page("anthropic", "usage_report/messages", "usage", "1d", [(start, end)], usage=usage)

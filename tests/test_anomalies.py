@@ -19,13 +19,13 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from tests.spend_support import D, call, call_error, days, insert, req, session
+from tests.spend_support import D, call, call_error, days, insert, req, session, synced_day
 
 from costhawk_mcp.analytics.decompose import CLASSES, ModelUsage, decompose, q9
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
 from costhawk_mcp.store.store import RequestRow
-from costhawk_mcp.store.sync_store import Page, UsageRow, write_batch
+from costhawk_mcp.store.sync_store import Page, write_batch
 
 PLANTED = date(2026, 11, 18)
 HISTORY = days(date(2026, 10, 17), 35)  # 10-17 … 11-20
@@ -226,10 +226,8 @@ async def test_synced_usage_without_request_counts_measures_volume_in_tokens(
     """
 
     def bucket(day: date, scale: int) -> Page:
-        start = datetime.combine(day, time())
-        row = UsageRow(start, start + timedelta(days=1), "m", model="test-claude", input_tokens=100_000 * scale,
-                       output_tokens=10_000 * scale)  # fmt: skip
-        return Page("anthropic", "usage", "usage", "1d", [(start, start + timedelta(days=1))], usage=[row])
+        tokens = {"uncached_input_tokens": 100_000 * scale, "output_tokens": 10_000 * scale}
+        return synced_day("anthropic", day, {"model": "test-claude", **tokens})
 
     write_batch(App(settings).store, [bucket(day, 2 if day == PLANTED else 1) for day in HISTORY])
     result = await call(settings, "detect_anomalies", SCAN)

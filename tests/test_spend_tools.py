@@ -19,16 +19,16 @@ Total 9.45 against 5.00: +4.45 (+89 %).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.spend_support import D, call, call_error, insert, req
+from tests.spend_support import D, call, call_error, insert, req, synced_day
 
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
-from costhawk_mcp.store.sync_store import Page, UsageRow, write_batch
+from costhawk_mcp.store.sync_store import write_batch
 
 WINDOW = {"start": "2026-11-10", "end": "2026-11-13"}
 
@@ -203,9 +203,10 @@ async def test_synced_usage_replaces_request_logs_of_the_same_provider_day(
             req(date(2026, 11, 11), input_tokens=500_000, latency_ms=350),
         ],
     )
-    start = datetime(2026, 11, 11)
-    row = UsageRow(start, start + timedelta(days=1), "m", model="test-gpt", requests=4, input_tokens=2_000_000)
-    write_batch(App(settings).store, [Page("openai", "usage", "usage", "1d", [(start, row.bucket_end)], usage=[row])])
+    page = synced_day(
+        "openai", date(2026, 11, 11), {"model": "test-gpt", "num_model_requests": 4, "input_tokens": 2_000_000}
+    )
+    write_batch(App(settings).store, [page])
     result = await call(settings, "spend_summary", {"group_by": "day", "start": "2026-11-10", "end": "2026-11-12"})
     rows = by_label(result)
     assert (rows["2026-11-10"]["spend_usd"], rows["2026-11-10"]["latency_p50_ms"]) == (D("2"), D("250"))

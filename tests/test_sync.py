@@ -25,6 +25,7 @@ import pytest
 from costhawk_mcp.config import Settings
 from costhawk_mcp.errors import ProviderAuthError, ProviderError, StoreBusy, StoreError
 from costhawk_mcp.store.db import Database
+from costhawk_mcp.store.sync_store import usage_rows
 from costhawk_mcp.sync import anthropic, openai
 from costhawk_mcp.sync.http import RetryPolicy
 from costhawk_mcp.sync.runner import plan_window, raise_for_errors, run_sync
@@ -67,7 +68,8 @@ def test_openai_usage_fixture_becomes_rows_with_all_prompt_tokens_and_its_dimens
         "completions", "usage/completions", "1d", _fixture("openai_usage_completions_page1.json")
     )
     assert page.has_more and page.next_page == "page_AAAAAGg+V4AAAAAAaDvEgA=="
-    first = page.page.usage[0]
+    rows = usage_rows([page.page])
+    first = rows[0]
     # input_tokens already counts cached and cache-write tokens: 183,220 + 61,440 + 2,048 = 246,708
     assert (first.input_tokens, first.cached_input_tokens, first.cache_write_tokens) == (246_708, 61_440, 2_048)
     assert (first.api_key_id, first.project_id, first.model, first.requests) == (
@@ -77,18 +79,20 @@ def test_openai_usage_fixture_becomes_rows_with_all_prompt_tokens_and_its_dimens
         412,
     )
     assert first.tier == "standard" and first.extra is None
-    realtime = page.page.usage[2]  # audio tokens are kept, since the catalog prices them as text
+    realtime = rows[2]  # audio tokens are kept, since the catalog prices them as text
     assert json.loads(realtime.extra or "{}")["input_audio_tokens"] == 48_210
-    assert len(page.page.buckets) == 2 and len({r.dims_key for r in page.page.usage[:3]}) == 3
+    assert len(page.page.buckets) == 2 and len({r.dims_key for r in rows[:3]}) == 3
     last = openai.parse_usage_page(
         "completions", "usage/completions", "1d", _fixture("openai_usage_completions_page2.json")
     )
     assert not last.has_more and last.page.buckets[1] == (datetime(2025, 6, 4), datetime(2025, 6, 5))
-    assert [r for r in last.page.usage if r.bucket_start == datetime(2025, 6, 4)] == []  # an empty bucket
+    assert [r for r in usage_rows([last.page]) if r.bucket_start == datetime(2025, 6, 4)] == []  # an empty bucket
 
 
 def test_openai_kinds_without_token_prices_keep_their_metrics_in_extra() -> None:
-    images = openai.parse_usage_page("images", "usage/images", "1d", _fixture("openai_usage_images.json")).page.usage
+    images = usage_rows(
+        [openai.parse_usage_page("images", "usage/images", "1d", _fixture("openai_usage_images.json")).page]
+    )
     assert images[0].input_tokens == images[0].output_tokens == 0 and images[0].requests is None
     assert json.loads(images[0].extra or "{}") == {
         "images": 14,
@@ -99,7 +103,8 @@ def test_openai_kinds_without_token_prices_keep_their_metrics_in_extra() -> None
     embeddings = openai.parse_usage_page(
         "embeddings", "usage/embeddings", "1d", _fixture("openai_usage_embeddings.json")
     )
-    assert embeddings.page.usage[0].input_tokens == 2_291_034 and embeddings.page.usage[0].requests == 812
+    embedding = usage_rows([embeddings.page])[0]
+    assert embedding.input_tokens == 2_291_034 and embedding.requests == 812
 
 
 def test_openai_costs_are_exact_dollars_even_with_unknown_and_missing_fields() -> None:
@@ -115,7 +120,9 @@ def test_openai_costs_are_exact_dollars_even_with_unknown_and_missing_fields() -
 def test_anthropic_usage_normalises_input_to_all_prompt_tokens_with_both_cache_writes() -> None:
     page = anthropic.parse_usage_page("1d", _fixture("anthropic_usage_messages.json"))
     day2 = next(
-        r for r in page.page.usage if r.bucket_start == datetime(2025, 6, 2) and r.model == "claude-sonnet-4-20250514"
+        r
+        for r in usage_rows([page.page])
+        if r.bucket_start == datetime(2025, 6, 2) and r.model == "claude-sonnet-4-20250514"
     )
     # 1,622,904 uncached + 8,841,120 read + 98,304 (5m) + 20,480 (1h) = 10,582,808
     assert day2.input_tokens == 10_582_808
@@ -125,7 +132,7 @@ def test_anthropic_usage_normalises_input_to_all_prompt_tokens_with_both_cache_w
         20_480,
     )
     assert day2.requests is None and json.loads(day2.extra or "{}") == {"web_search_requests": 12}
-    console = next(r for r in page.page.usage if r.api_key_id is None)  # Workbench usage has no key id
+    console = next(r for r in usage_rows([page.page]) if r.api_key_id is None)  # Workbench usage has no key id
     assert console.input_tokens == 12_040 and console.workspace_id is None
 
 

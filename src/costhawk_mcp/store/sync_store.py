@@ -8,12 +8,19 @@ dimension tuple (`INSERT OR REPLACE` on the primary key) and rows of those bucke
 longer contains are deleted, so repeated or overlapping syncs never double count, and a bucket that
 grew since the last sync is overwritten whole.
 
-Rows reach DuckDB as one JSON document of columns that DuckDB unpacks itself (`from_json` +
-`unnest`) into a staging table, then one statement upserts them all: binding rows one by one
-(`executemany`) is two orders of magnitude slower. Buckets are priced in SQL with the catalog's
-rates (`pricing_sql`), exactly like request logs and `pricing_sql.reprice_all`: a bucket's tier
-comes from its batch flag and service tier, and its long-context band is the one the provider
-reported.
+Usage pages are the bulk of a sync (hundreds of thousands of results), so they never become Python
+rows. The adapter validates a page's body (structure and the type of every field it reads) and
+hands it over as it came; DuckDB parses the bodies of a whole batch (`from_json` with the wire
+format's structure, then `unnest`), normalises every result to the store's token convention,
+derives its dimension key and its `extra` metrics, and sums results that repeat a dimension tuple
+within a bucket, in statements that run without the GIL while the event loop fetches the next
+pages. `usage_rows` gives the same rows back as `UsageRow`s, for tests and inspection. Cost pages
+are small and carry money, so they stay exact `Decimal`s built in Python, staged as one JSON
+document of columns.
+
+Buckets are priced in SQL with the catalog's rates (`pricing_sql`), exactly like request logs and
+`pricing_sql.reprice_all`: a bucket's tier comes from its batch flag and service tier, and its
+long-context band is the one the provider reported.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -39,7 +46,6 @@ class UsageRow(NamedTuple):
     `input_tokens` is every prompt token (uncached + cache reads + cache writes); the cache counts
     are parts of it. Usage kinds that are not priced per token (images, audio, tool calls, storage)
     keep all their token columns at zero, `requests` empty and their own metrics in `extra`.
-    (A named tuple: a sync builds hundreds of thousands of these.)
     """
 
     bucket_start: datetime
@@ -85,6 +91,19 @@ class CostRow(NamedTuple):
 
 
 @dataclass(frozen=True)
+class RawUsage:
+    """A usage page's body as the provider sent it, already validated by the adapter.
+
+    `format` names its wire format (a key of `USAGE_FORMATS`); `results` is how many results its
+    buckets hold, before any repeated dimension tuple is summed.
+    """
+
+    format: str
+    body: str
+    results: int
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of one endpoint: every bucket it covers (empty ones too) and their rows."""
 
@@ -93,13 +112,18 @@ class Page:
     kind: str  # "usage" or "cost"
     bucket_width: str
     buckets: list[tuple[datetime, datetime]]
-    usage: list[UsageRow] = field(default_factory=list)
+    usage: RawUsage | None = None
     costs: list[CostRow] = field(default_factory=list)
+
+    @property
+    def usage_rows(self) -> int:
+        """Usage results the page carries."""
+        return self.usage.results if self.usage is not None else 0
 
     @property
     def rows(self) -> int:
         """Rows the page carries."""
-        return len(self.usage) + len(self.costs)
+        return self.usage_rows + len(self.costs)
 
 
 class ApiKeyRow(NamedTuple):
@@ -147,7 +171,9 @@ _TYPE_OF = {
     "long_context": "BOOLEAN",
     "amount_usd": "DECIMAL(38, 15)",
     "quantity": "DOUBLE",
+    **dict.fromkeys(("page_no", "bucket_no", "result_no"), "INTEGER"),
 }
+_THREADS = 1
 _PAGE_COLUMNS = (("provider", "VARCHAR"), ("endpoint", "VARCHAR"), ("bucket_width", "VARCHAR"))
 
 
@@ -156,13 +182,334 @@ def _columns(fields: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple((name, _TYPE_OF.get(name, "VARCHAR")) for name in fields)
 
 
-_USAGE_COLUMNS = _columns(UsageRow._fields)
 _COST_COLUMNS = _columns(CostRow._fields)
 _KEY_COLUMNS = _columns(ApiKeyRow._fields)
 _PROJECT_COLUMNS = _columns(ProjectRow._fields)
+_WINDOW_COLUMNS = _columns(
+    ("page_no", "bucket_no", "provider", "endpoint", "bucket_width", "bucket_start", "bucket_end")
+)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
+# ------------------------------------------------------------------------------ usage wire formats
+# The fields of a usage result that the store reads, with their DuckDB types; a nested dict is a
+# nested object. The adapters validate exactly these fields (a test keeps the two lists equal), with
+# strict JSON types, so whatever passes validation is read here without any conversion of its own.
+_TEXT, _COUNT, _FLAG = "VARCHAR", "BIGINT", "BOOLEAN"
+OPENAI_RESULT_FIELDS: dict[str, str | dict[str, str]] = {
+    **dict.fromkeys(
+        ("project_id", "user_id", "api_key_id", "model", "service_tier", "size", "source", "context_level"), _TEXT
+    ),
+    "vector_store_id": _TEXT,
+    "batch": _FLAG,
+    **dict.fromkeys(
+        (
+            "input_tokens",
+            "input_cached_tokens",
+            "input_cache_write_tokens",
+            "output_tokens",
+            "input_audio_tokens",
+            "input_cached_audio_tokens",
+            "output_audio_tokens",
+            "input_image_tokens",
+            "input_cached_image_tokens",
+            "output_image_tokens",
+            "num_model_requests",
+            "images",
+            "characters",
+            "seconds",
+            "usage_bytes",
+            "num_sessions",
+            "num_requests",
+        ),
+        _COUNT,
+    ),
+}
+ANTHROPIC_RESULT_FIELDS: dict[str, str | dict[str, str]] = {
+    **dict.fromkeys(
+        (
+            "api_key_id",
+            "workspace_id",
+            "model",
+            "service_tier",
+            "context_window",
+            "inference_geo",
+            "account_id",
+            "service_account_id",
+            "speed",
+        ),
+        _TEXT,
+    ),
+    **dict.fromkeys(("uncached_input_tokens", "cache_read_input_tokens", "output_tokens"), _COUNT),
+    "cache_creation": {"ephemeral_5m_input_tokens": _COUNT, "ephemeral_1h_input_tokens": _COUNT},
+    "server_tool_use": {"web_search_requests": _COUNT},
+}
 
+# Python's str.strip() whitespace, for tier names compared the way pricing.cost.service_tier does.
+_WHITESPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+
+
+def _tier_name(column: str) -> str:
+    return f"lower(trim({column}, {_WHITESPACE}))"
+
+
+def _nonzero(column: str) -> str:
+    return f"coalesce({column}, 0)"
+
+
+_TEXT_METRICS = frozenset(
+    ("size", "source", "context_level", "vector_store_id", "inference_geo", "service_account_id", "speed")
+)
+
+
+def _extra_sql(metrics: Mapping[str, str]) -> str:
+    """SQL for a JSON object of the metrics (name -> SQL expression) that are neither null, zero nor
+    empty, keys sorted, or NULL when none is: the `extra` column."""
+    parts = []
+    for name in sorted(metrics):
+        expr = metrics[name]
+        # Counts are BIGINT and texts VARCHAR: one comparison each, the other kind never matches.
+        if name in _TEXT_METRICS:
+            parts.append(f"CASE WHEN {expr} <> '' THEN '\"{name}\":' || CAST(to_json({expr}) AS VARCHAR) END")
+        else:
+            parts.append(f"CASE WHEN {expr} <> 0 THEN '\"{name}\":' || CAST({expr} AS VARCHAR) END")
+    return f"nullif('{{' || concat_ws(',', {', '.join(parts)}) || '}}', '{{}}')"
+
+
+_OPENAI_DIMS = (
+    "project_id",
+    "user_id",
+    "api_key_id",
+    "model",
+    "batch",
+    "service_tier",
+    "size",
+    "source",
+    "context_level",
+    "vector_store_id",
+)
+_OPENAI_MODALITIES = (
+    "input_audio_tokens",
+    "input_cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "input_cached_image_tokens",
+    "output_image_tokens",
+)
+_OPENAI_OTHER_METRICS = (
+    "input_tokens",
+    "num_model_requests",
+    "images",
+    "characters",
+    "seconds",
+    "usage_bytes",
+    "num_sessions",
+    "num_requests",
+    "size",
+    "source",
+    "context_level",
+    "vector_store_id",
+)
+
+
+def _dims_key_sql(columns: Iterable[str]) -> str:
+    """The upsert key of a result: the MD5 of its full dimension tuple as a JSON array (so a null, an
+    empty string and `false` all differ). The dimensions have their own columns; the key only has to
+    be unique per bucket and short, since the primary-key index is most of the cost of an upsert."""
+    return f"md5(CAST(json_array({', '.join(columns)}) AS VARCHAR))"
+
+
+# The store columns of a usage result (UsageRow without the bucket), as SQL over the result `r`.
+_RESULT_COLUMNS = UsageRow._fields[2:]
+_OPENAI_TIER = (
+    f"CASE WHEN coalesce(r.batch, false) THEN 'batch' WHEN {_tier_name('r.service_tier')} IN ('priority', 'flex') "
+    f"THEN {_tier_name('r.service_tier')} ELSE 'standard' END"
+)
+_OPENAI_TOKENS: dict[str, str] = {
+    "dims_key": _dims_key_sql(f"r.{d}" for d in _OPENAI_DIMS),
+    "project_id": "r.project_id",
+    "workspace_id": "NULL",
+    "api_key_id": "r.api_key_id",
+    "user_id": "r.user_id",
+    "model": "r.model",
+    "batch": "r.batch",
+    "service_tier": "r.service_tier",
+    "tier": _OPENAI_TIER,
+    "context_window": "NULL",
+    "long_context": "false",
+    "requests": "r.num_model_requests",
+    # input_tokens counts cached and cache-write tokens already; never let the parts exceed it
+    "input_tokens": (
+        f"greatest({_nonzero('r.input_tokens')}, "
+        f"{_nonzero('r.input_cached_tokens')} + {_nonzero('r.input_cache_write_tokens')})"
+    ),
+    "cached_input_tokens": _nonzero("r.input_cached_tokens"),
+    "cache_write_tokens": _nonzero("r.input_cache_write_tokens"),
+    "cache_write_1h_tokens": "0",
+    "output_tokens": _nonzero("r.output_tokens"),
+    "extra": _extra_sql({name: f"r.{name}" for name in _OPENAI_MODALITIES}),
+}
+_OPENAI_OTHER: dict[str, str] = {
+    **dict.fromkeys(_RESULT_COLUMNS, "NULL"),
+    "dims_key": _OPENAI_TOKENS["dims_key"],
+    "project_id": "r.project_id",
+    "api_key_id": "r.api_key_id",
+    "user_id": "r.user_id",
+    "model": "r.model",
+    "tier": "'standard'",
+    "long_context": "false",
+    **dict.fromkeys(
+        ("input_tokens", "cached_input_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens"), "0"
+    ),
+    "extra": _extra_sql({name: f"r.{name}" for name in _OPENAI_OTHER_METRICS}),
+}
+_ANTHROPIC_TIER = (
+    f"CASE {_tier_name('r.service_tier')} WHEN 'batch' THEN 'batch' WHEN 'priority' THEN 'priority' "
+    "WHEN 'priority_on_demand' THEN 'priority' WHEN 'flex' THEN 'flex' WHEN 'flex_discount' THEN 'flex' "
+    "ELSE 'standard' END"
+)
+_WRITE_5M, _WRITE_1H = "r.cache_creation.ephemeral_5m_input_tokens", "r.cache_creation.ephemeral_1h_input_tokens"
+_ANTHROPIC: dict[str, str] = {
+    "dims_key": _dims_key_sql(
+        f"r.{d}"
+        for d in (
+            "api_key_id",
+            "workspace_id",
+            "model",
+            "service_tier",
+            "context_window",
+            "inference_geo",
+            "account_id",
+            "service_account_id",
+            "speed",
+        )
+    ),
+    "project_id": "NULL",
+    "workspace_id": "r.workspace_id",
+    "api_key_id": "r.api_key_id",
+    "user_id": "r.account_id",
+    "model": "r.model",
+    "batch": "lower(r.service_tier) = 'batch'",
+    "service_tier": "r.service_tier",
+    "tier": _ANTHROPIC_TIER,
+    "context_window": "r.context_window",
+    "long_context": "coalesce(r.context_window = '200k-1M', false)",
+    "requests": "NULL",
+    # the store's input_tokens: uncached + cache reads + both cache writes
+    "input_tokens": (
+        f"{_nonzero('r.uncached_input_tokens')} + {_nonzero('r.cache_read_input_tokens')} "
+        f"+ {_nonzero(_WRITE_5M)} + {_nonzero(_WRITE_1H)}"
+    ),
+    "cached_input_tokens": _nonzero("r.cache_read_input_tokens"),
+    "cache_write_tokens": _nonzero(_WRITE_5M),
+    "cache_write_1h_tokens": _nonzero(_WRITE_1H),
+    "output_tokens": _nonzero("r.output_tokens"),
+    "extra": _extra_sql(
+        {
+            "web_search_requests": "r.server_tool_use.web_search_requests",
+            "inference_geo": "r.inference_geo",
+            "service_account_id": "r.service_account_id",
+            "speed": "r.speed",
+        }
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Format:
+    fields: Mapping[str, str | dict[str, str]]
+    columns: Mapping[str, str]
+
+
+USAGE_FORMATS: dict[str, _Format] = {
+    "openai_tokens": _Format(OPENAI_RESULT_FIELDS, _OPENAI_TOKENS),
+    "openai_other": _Format(OPENAI_RESULT_FIELDS, _OPENAI_OTHER),
+    "anthropic": _Format(ANTHROPIC_RESULT_FIELDS, _ANTHROPIC),
+}
+"""Usage wire formats: OpenAI completions and embeddings (priced tokens), the other OpenAI kinds
+(metrics in `extra`), and Anthropic's messages usage report."""
+
+
+def _results_sql(fmt: _Format) -> str:
+    """SELECT of every result of the bound page bodies, in the store's columns, keyed by page,
+    bucket and position (from two bound lists: page numbers and bodies)."""
+    structure = json.dumps({"data": [{"results": [fmt.fields]}]}, separators=(",", ":"))
+    columns = ", ".join(f"{fmt.columns[name]} AS {name}" for name in _RESULT_COLUMNS)
+    return f"""
+        WITH pages AS (SELECT unnest(?::INTEGER[]) AS page_no, unnest(?::VARCHAR[]) AS body),
+        docs AS (SELECT page_no, from_json(body, '{structure}').data AS data FROM pages),
+        buckets AS (SELECT page_no, unnest(data) AS b, generate_subscripts(data, 1) - 1 AS bucket_no FROM docs),
+        results AS (
+            SELECT page_no, bucket_no, unnest(b.results) AS r, generate_subscripts(b.results, 1) AS result_no
+            FROM buckets
+        )
+        SELECT page_no, bucket_no, result_no, {columns} FROM results
+    """
+
+
+_STAGED_RESULT_COLUMNS = ("page_no", "bucket_no", "result_no", *_RESULT_COLUMNS)
+_SUMMED = (
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+)
+
+
+def _stage_usage(conn: Connection, pages: Sequence[Page]) -> None:
+    """Stage the usage rows of `pages` in `staged_buckets`, and their buckets in `staged_windows`.
+
+    Results that repeat a dimension tuple within a bucket are summed (a provider should not send
+    them; if it does, they are separate traffic, and an upsert would keep only the last). A bucket
+    that two pages of the batch both cover is taken from the later page.
+    """
+    _stage_windows(conn, pages)
+    by_format: dict[str, tuple[list[int], list[str]]] = {}
+    for page_no, page in enumerate(pages):
+        if page.usage is not None:
+            numbers, bodies = by_format.setdefault(page.usage.format, ([], []))
+            numbers.append(page_no)
+            bodies.append(page.usage.body)
+    # One statement per format: DuckDB plans a UNION ALL of these far worse than the parts.
+    columns = ", ".join(f"{name} {_TYPE_OF.get(name, 'VARCHAR')}" for name in _STAGED_RESULT_COLUMNS)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE staged_results ({columns})")
+    for name, (numbers, bodies) in by_format.items():
+        conn.execute(f"INSERT INTO staged_results {_results_sql(USAGE_FORMATS[name])}", [numbers, bodies])
+    # Within a bucket, a dimension key fixes every dimension column; `extra` is the first result's.
+    kept = [c for c in _RESULT_COLUMNS if c not in ("dims_key", "extra", *_SUMMED)]
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE staged_buckets AS
+        SELECT w.provider, w.endpoint, w.bucket_width, w.bucket_start, w.bucket_end, s.dims_key,
+               {", ".join(f"first(s.{c}) AS {c}" for c in kept)}, first(s.extra ORDER BY s.result_no) AS extra,
+               {", ".join(f"CAST(sum(s.{c}) AS BIGINT) AS {c}" for c in _SUMMED)},
+               min(w.page_no) AS page_no, min(w.bucket_no) AS bucket_no, min(s.result_no) AS result_no
+        FROM staged_results AS s JOIN staged_windows AS w USING (page_no, bucket_no)
+        GROUP BY w.provider, w.endpoint, w.bucket_width, w.bucket_start, w.bucket_end, s.dims_key
+        """
+    )
+
+
+def usage_rows(pages: Sequence[Page]) -> list[UsageRow]:
+    """The usage rows the store makes of `pages`, in page order: exactly what a write would upsert
+    (for tests and inspection; runs on a private in-memory database)."""
+    import duckdb
+
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        _stage_usage(conn, [page for page in pages if page.kind == "usage"])
+        columns = ", ".join(UsageRow._fields)
+        rows = conn.execute(
+            f"SELECT {columns} FROM staged_buckets ORDER BY page_no, bucket_no, result_no, dims_key"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [UsageRow(*row) for row in rows]
+
+
+# ------------------------------------------------------------------------------ staging helpers
 def _timestamps(values: Iterable[object]) -> list[object]:
     """ISO text of each datetime (a page repeats few distinct bucket times, so each is formatted once)."""
     cache: dict[object, str] = {}
@@ -217,31 +564,8 @@ def _stage(
         Path(path).unlink(missing_ok=True)
 
 
-def _merge_duplicates(rows: list[UsageRow]) -> list[UsageRow]:
-    """Sum rows that share a bucket and dimension tuple (a provider should not send them; if it does,
-    they are separate traffic, and an upsert would keep only the last)."""
-    seen: dict[tuple[datetime, str], UsageRow] = {}
-    for row in rows:
-        key = (row.bucket_start, row.dims_key)
-        prior = seen.get(key)
-        if prior is None:
-            seen[key] = row
-            continue
-        requests = (
-            None if prior.requests is None and row.requests is None else (prior.requests or 0) + (row.requests or 0)
-        )
-        seen[key] = prior._replace(
-            requests=requests,
-            input_tokens=prior.input_tokens + row.input_tokens,
-            cached_input_tokens=prior.cached_input_tokens + row.cached_input_tokens,
-            cache_write_tokens=prior.cache_write_tokens + row.cache_write_tokens,
-            cache_write_1h_tokens=prior.cache_write_1h_tokens + row.cache_write_1h_tokens,
-            output_tokens=prior.output_tokens + row.output_tokens,
-        )
-    return list(seen.values())
-
-
 def _merge_cost_duplicates(rows: list[CostRow]) -> list[CostRow]:
+    """Sum cost lines that share a bucket and dimension tuple (separate charges, not one to replace)."""
     seen: dict[tuple[datetime, str], CostRow] = {}
     for row in rows:
         key = (row.bucket_start, row.dims_key)
@@ -256,7 +580,7 @@ def _merge_cost_duplicates(rows: list[CostRow]) -> list[CostRow]:
     return list(seen.values())
 
 
-def _unique(rows: list[UsageRow] | list[CostRow]) -> bool:
+def _unique(rows: list[CostRow]) -> bool:
     return len({(r.bucket_start, r.dims_key) for r in rows}) == len(rows)
 
 
@@ -287,9 +611,9 @@ def write_batch(
         return
     with store.writing() as conn:
         if not store.db.in_memory:
-            # This connection lives for one transaction; on small statements DuckDB's parallelism costs
-            # more CPU than it saves, and the event loop is parsing the next page meanwhile.
-            conn.execute("SET threads = 1")
+            # This connection lives for one transaction, and the event loop needs the other core to
+            # fetch and validate the next pages meanwhile.
+            conn.execute(f"SET threads = {_THREADS}")
         try:
             usage = [page for page in pages if page.kind == "usage"]
             costs = [page for page in pages if page.kind != "usage"]
@@ -303,31 +627,34 @@ def write_batch(
                 _write_names(conn, item)
             _mark_done(conn, outcomes)
         finally:
-            staged = conn.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'staged_%'"
-            ).fetchall()
-            for (table,) in staged:
-                conn.execute(f"DROP TABLE {table}")
+            if store.db.in_memory:  # a file's connection closes right after, and its temp tables with it
+                staged = conn.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'staged_%'"
+                ).fetchall()
+                for (table,) in staged:
+                    conn.execute(f"DROP TABLE {table}")
 
 
-def _stage_windows(conn: Connection, pages: Iterable[Page]) -> None:
-    """The buckets each page covers: the rows stored in them are replaced by the page's."""
-    rows = [(p.provider, p.endpoint, p.bucket_width, start) for p in pages for start, _ in p.buckets]
-    _stage(conn, "staged_windows", (*_PAGE_COLUMNS, ("bucket_start", "TIMESTAMP")), [((), rows)])
+def _stage_windows(conn: Connection, pages: Sequence[Page]) -> None:
+    """The buckets each page covers (the rows stored in them are replaced by the page's), numbered
+    by page and position; a bucket covered twice is the later page's."""
+    latest: dict[tuple[str, str, str, datetime], tuple[int, int, datetime]] = {}
+    for page_no, page in enumerate(pages):
+        for bucket_no, (start, end) in enumerate(page.buckets):
+            latest[(page.provider, page.endpoint, page.bucket_width, start)] = (page_no, bucket_no, end)
+    rows = [
+        (page_no, bucket_no, provider, endpoint, width, start, end)
+        for (provider, endpoint, width, start), (page_no, bucket_no, end) in latest.items()
+    ]
+    _stage(conn, "staged_windows", _WINDOW_COLUMNS, [((), rows)])
 
 
 def _write_usage(conn: Connection, store: Store, pages: list[Page]) -> None:
-    parts = [
-        (
-            (page.provider, page.endpoint, page.bucket_width),
-            page.usage if _unique(page.usage) else _merge_duplicates(page.usage),
-        )
-        for page in pages
+    _stage_usage(conn, pages)
+    models = [
+        r[0] for r in conn.execute("SELECT DISTINCT model FROM staged_buckets WHERE model IS NOT NULL").fetchall()
     ]
-    _stage(conn, "staged_buckets", (*_PAGE_COLUMNS, *_USAGE_COLUMNS), parts)
-    models = {r.model for _, rows in parts for r in rows if r.model is not None}
     pricing_sql.resolve_models(conn, store.catalog, sorted(models))
-    _stage_windows(conn, pages)
     conn.execute(
         """
         DELETE FROM usage_buckets AS u
@@ -397,19 +724,24 @@ def _advance_state(conn: Connection, pages: Iterable[Page]) -> None:
         if key in spans:
             start, end = min(start, spans[key][0]), max(end, spans[key][1])
         spans[key] = (start, end)
-    now = utcnow()
-    for (provider, endpoint), (start, end) in spans.items():
-        conn.execute(
-            """
-            INSERT INTO sync_state (provider, endpoint, covered_from, covered_to, last_attempt_at)
-            VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (provider, endpoint) DO UPDATE SET
-                covered_from = least(coalesce(sync_state.covered_from, excluded.covered_from), excluded.covered_from),
-                covered_to = greatest(coalesce(sync_state.covered_to, excluded.covered_to), excluded.covered_to),
-                last_attempt_at = excluded.last_attempt_at
-            """,
-            [provider, endpoint, start, end, now],
-        )
+    # One statement for every endpoint of the batch (each statement costs its planning).
+    conn.execute(
+        """
+        INSERT INTO sync_state (provider, endpoint, covered_from, covered_to, last_attempt_at)
+        SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::TIMESTAMP[]), unnest(?::TIMESTAMP[]), ?
+        ON CONFLICT (provider, endpoint) DO UPDATE SET
+            covered_from = least(coalesce(sync_state.covered_from, excluded.covered_from), excluded.covered_from),
+            covered_to = greatest(coalesce(sync_state.covered_to, excluded.covered_to), excluded.covered_to),
+            last_attempt_at = excluded.last_attempt_at
+        """,
+        [
+            [provider for provider, _ in spans],
+            [endpoint for _, endpoint in spans],
+            [start for start, _ in spans.values()],
+            [end for _, end in spans.values()],
+            utcnow(),
+        ],
+    )
 
 
 def _write_names(conn: Connection, item: Names) -> None:

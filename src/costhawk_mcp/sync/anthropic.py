@@ -17,20 +17,23 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
-from pydantic import ConfigDict, Field, with_config
-from typing_extensions import TypedDict
+import msgspec
+from pydantic import Field
 
 from costhawk_mcp.errors import ProviderError
-from costhawk_mcp.pricing.cost import service_tier
-from costhawk_mcp.store.sync_store import ApiKeyRow, CostRow, Page, ProjectRow, UsageRow
+from costhawk_mcp.store.sync_store import ApiKeyRow, CostRow, Page, ProjectRow, RawUsage
 from costhawk_mcp.sync.base import (
     USAGE_LIMITS,
+    Count,
     Endpoint,
     FetchedPage,
     Lenient,
     Names,
+    Text,
+    Wire,
+    checked,
+    decode,
     dims_key,
-    extra_json,
     naive_utc,
     next_cursor,
     parse_body,
@@ -45,54 +48,65 @@ API_VERSION = "2023-06-01"
 USAGE_GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier", "context_window")
 COST_GROUP_BY = ("workspace_id", "description")
 COST_LIMIT = 31  # daily buckets per page, the documented maximum
-LONG_CONTEXT = "200k-1M"
 HUNDRED = Decimal(100)
 
-# Service tiers as the usage report names them, mapped to the catalog's pricing tiers.
-_PRICING_TIER = {"priority_on_demand": "priority", "flex_discount": "flex"}
+
+class CacheCreation(Wire):
+    ephemeral_5m_input_tokens: Count | None = None
+    ephemeral_1h_input_tokens: Count | None = None
 
 
-@with_config(ConfigDict(extra="ignore"))
-class CacheCreation(TypedDict, total=False):
-    ephemeral_5m_input_tokens: int | None
-    ephemeral_1h_input_tokens: int | None
+class ServerToolUse(Wire):
+    web_search_requests: Count | None = None
 
 
-@with_config(ConfigDict(extra="ignore"))
-class ServerToolUse(TypedDict, total=False):
-    web_search_requests: int | None
+class UsageResult(Wire):
+    """One usage result, for validation: every field optional, strictly typed. The store reads the
+    same fields from the page body (`sync_store.ANTHROPIC_RESULT_FIELDS`)."""
+
+    api_key_id: Text | None = None
+    workspace_id: Text | None = None
+    model: Text | None = None
+    service_tier: Text | None = None
+    context_window: Text | None = None
+    inference_geo: Text | None = None
+    account_id: Text | None = None
+    service_account_id: Text | None = None
+    speed: Text | None = None
+    uncached_input_tokens: Count | None = None
+    cache_read_input_tokens: Count | None = None
+    cache_creation: CacheCreation | None = None
+    output_tokens: Count | None = None
+    server_tool_use: ServerToolUse | None = None
 
 
-@with_config(ConfigDict(extra="ignore"))
-class UsageResult(TypedDict, total=False):
-    """One usage result: every field optional (validated into a plain dict, cheaper than a model)."""
-
-    api_key_id: str | None
-    workspace_id: str | None
-    model: str | None
-    service_tier: str | None
-    context_window: str | None
-    inference_geo: str | None
-    account_id: str | None
-    service_account_id: str | None
-    speed: str | None
-    uncached_input_tokens: int | None
-    cache_read_input_tokens: int | None
-    cache_creation: CacheCreation | None
-    output_tokens: int | None
-    server_tool_use: ServerToolUse | None
-
-
-class UsageBucket(Lenient):
+class UsageBucket(Wire):
     starting_at: datetime
     ending_at: datetime
-    results: list[UsageResult] = Field(default_factory=list)
+    results: list[UsageResult] = msgspec.field(default_factory=list)
 
 
-class UsagePage(Lenient):
-    data: list[UsageBucket] = Field(default_factory=list)
+class UsagePage(Wire):
+    data: list[UsageBucket] = msgspec.field(default_factory=list)
     has_more: bool = False
     next_page: str | None = None
+
+
+class BucketTimes(Wire):
+    starting_at: datetime
+    ending_at: datetime
+
+
+class UsageEnvelope(Wire):
+    """What pagination needs of a usage page: its buckets' times and the cursor (results skipped)."""
+
+    data: list[BucketTimes] = msgspec.field(default_factory=list)
+    has_more: bool = False
+    next_page: str | None = None
+
+
+_PAGE = msgspec.json.Decoder(UsagePage)
+_ENVELOPE = msgspec.json.Decoder(UsageEnvelope)
 
 
 class CostResult(Lenient):
@@ -147,66 +161,29 @@ class WorkspaceList(Lenient):
     last_id: str | None = None
 
 
-def pricing_tier(tier: str | None) -> str:
-    """The catalog tier of a reported service tier (batch, priority, flex, else standard)."""
-    name = (tier or "").strip().lower()
-    return service_tier(name == "batch", _PRICING_TIER.get(name, name) or None)
+_USAGE_WHERE = "Anthropic /v1/organizations/usage_report/messages"
 
 
-def usage_row(start: datetime, end: datetime, r: UsageResult) -> UsageRow:
-    """One usage result in the store's form."""
-    read = r.get("cache_read_input_tokens") or 0
-    creation = r.get("cache_creation") or {}
-    write_5m = creation.get("ephemeral_5m_input_tokens") or 0
-    write_1h = creation.get("ephemeral_1h_input_tokens") or 0
-    searches = (r.get("server_tool_use") or {}).get("web_search_requests")
-    tier, window = r.get("service_tier"), r.get("context_window")
-    geo, service_account, speed = r.get("inference_geo"), r.get("service_account_id"), r.get("speed")
-    key = (r.get("api_key_id"), r.get("workspace_id"), r.get("model"), tier, window, geo)
-    return UsageRow(
-        start,
-        end,
-        dims_key((*key, r.get("account_id"), service_account, speed)),
-        None,
-        key[1],
-        key[0],
-        r.get("account_id"),
-        key[2],
-        None if tier is None else tier.lower() == "batch",
-        tier,
-        pricing_tier(tier),
-        window,
-        window == LONG_CONTEXT,
-        None,
-        (r.get("uncached_input_tokens") or 0) + read + write_5m + write_1h,
-        read,
-        write_5m,
-        write_1h,
-        r.get("output_tokens") or 0,
-        extra_json(
-            {
-                "web_search_requests": searches,
-                "inference_geo": geo,
-                "service_account_id": service_account,
-                "speed": speed,
-            }
-        )
-        if searches or geo or service_account or speed
-        else None,
+def parse_usage_envelope(bucket_width: str, body: bytes) -> FetchedPage:
+    """A messages usage page with its envelope validated; `check_usage_page` validates the rest, and
+    the store normalises its results. Empty buckets are kept so they replace stale rows."""
+    parsed = decode(_ENVELOPE, body, _USAGE_WHERE)
+    buckets = [(naive_utc(bucket.starting_at), naive_utc(bucket.ending_at)) for bucket in parsed.data]
+    page = Page(
+        PROVIDER, "usage_report/messages", "usage", bucket_width, buckets, RawUsage("anthropic", body.decode(), 0)
     )
+    return FetchedPage(page, parsed.has_more, parsed.next_page)
+
+
+def check_usage_page(body: str) -> int:
+    """Validate a whole usage page (every field the store reads, strictly typed); its result count."""
+    parsed = decode(_PAGE, body, _USAGE_WHERE)
+    return sum(len(bucket.results) for bucket in parsed.data)
 
 
 def parse_usage_page(bucket_width: str, body: bytes) -> FetchedPage:
-    """A messages usage page as store rows; empty buckets are kept so they replace stale rows."""
-    parsed = parse_body(UsagePage, body, "Anthropic /v1/organizations/usage_report/messages", money=False)
-    buckets: list[tuple[datetime, datetime]] = []
-    rows: list[UsageRow] = []
-    for bucket in parsed.data:
-        start, end = naive_utc(bucket.starting_at), naive_utc(bucket.ending_at)
-        buckets.append((start, end))
-        rows.extend(usage_row(start, end, result) for result in bucket.results)
-    page = Page(PROVIDER, "usage_report/messages", "usage", bucket_width, buckets, usage=rows)
-    return FetchedPage(page, parsed.has_more, parsed.next_page)
+    """A usage page validated whole, envelope and results, in one call."""
+    return checked(parse_usage_envelope(bucket_width, body), check_usage_page)
 
 
 def parse_cost_page(body: bytes) -> FetchedPage:
@@ -272,7 +249,8 @@ class AnthropicAdapter:
                 bucket_width=bucket_width,
                 limit=USAGE_LIMITS[bucket_width],
                 params=(("bucket_width", bucket_width), *(("group_by[]", g) for g in USAGE_GROUP_BY)),
-                parse=partial(parse_usage_page, bucket_width),
+                parse=partial(parse_usage_envelope, bucket_width),
+                check=check_usage_page,
             ),
             Endpoint(
                 provider=PROVIDER,

@@ -16,20 +16,24 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
-from pydantic import ConfigDict, Field, with_config
-from typing_extensions import TypedDict
+import msgspec
+from pydantic import Field
 
 from costhawk_mcp.errors import ProviderError
-from costhawk_mcp.pricing.cost import service_tier
-from costhawk_mcp.store.sync_store import ApiKeyRow, CostRow, Page, ProjectRow, UsageRow
+from costhawk_mcp.store.sync_store import ApiKeyRow, CostRow, Page, ProjectRow, RawUsage
 from costhawk_mcp.sync.base import (
     USAGE_LIMITS,
+    Count,
     Endpoint,
     FetchedPage,
+    Flag,
     Lenient,
     Names,
+    Text,
+    Wire,
+    checked,
+    decode,
     dims_key,
-    extra_json,
     from_epoch,
     next_cursor,
     parse_body,
@@ -57,70 +61,67 @@ GROUP_BY: dict[str, tuple[str, ...]] = {
 TOKEN_KINDS = frozenset({"completions", "embeddings"})
 COSTS_LIMIT = 180  # daily buckets per page, the documented maximum
 
-_MODALITY_FIELDS = (
-    "input_audio_tokens",
-    "input_cached_audio_tokens",
-    "output_audio_tokens",
-    "input_image_tokens",
-    "input_cached_image_tokens",
-    "output_image_tokens",
-)
-_OTHER_METRICS = (
-    "input_tokens",
-    "num_model_requests",
-    "images",
-    "characters",
-    "seconds",
-    "usage_bytes",
-    "num_sessions",
-    "num_requests",
-)
+
+class UsageResult(Wire):
+    """A result of any usage kind, for validation: every field optional, strictly typed. The store
+    reads the same fields from the page body (`sync_store.OPENAI_RESULT_FIELDS`)."""
+
+    project_id: Text | None = None
+    user_id: Text | None = None
+    api_key_id: Text | None = None
+    model: Text | None = None
+    batch: Flag | None = None
+    service_tier: Text | None = None
+    size: Text | None = None
+    source: Text | None = None
+    context_level: Text | None = None
+    vector_store_id: Text | None = None
+    input_tokens: Count | None = None
+    input_cached_tokens: Count | None = None
+    input_cache_write_tokens: Count | None = None
+    output_tokens: Count | None = None
+    input_audio_tokens: Count | None = None
+    input_cached_audio_tokens: Count | None = None
+    output_audio_tokens: Count | None = None
+    input_image_tokens: Count | None = None
+    input_cached_image_tokens: Count | None = None
+    output_image_tokens: Count | None = None
+    num_model_requests: Count | None = None
+    images: Count | None = None
+    characters: Count | None = None
+    seconds: Count | None = None
+    usage_bytes: Count | None = None
+    num_sessions: Count | None = None
+    num_requests: Count | None = None
 
 
-@with_config(ConfigDict(extra="ignore"))
-class UsageResult(TypedDict, total=False):
-    """A result of any usage kind: every field optional (validated into a plain dict: a page holds
-    thousands, and dicts cost a fraction of model instances)."""
-
-    project_id: str | None
-    user_id: str | None
-    api_key_id: str | None
-    model: str | None
-    batch: bool | None
-    service_tier: str | None
-    size: str | None
-    source: str | None
-    context_level: str | None
-    vector_store_id: str | None
-    input_tokens: int | None
-    input_cached_tokens: int | None
-    input_cache_write_tokens: int | None
-    output_tokens: int | None
-    input_audio_tokens: int | None
-    input_cached_audio_tokens: int | None
-    output_audio_tokens: int | None
-    input_image_tokens: int | None
-    input_cached_image_tokens: int | None
-    output_image_tokens: int | None
-    num_model_requests: int | None
-    images: int | None
-    characters: int | None
-    seconds: int | None
-    usage_bytes: int | None
-    num_sessions: int | None
-    num_requests: int | None
-
-
-class UsageBucket(Lenient):
+class UsageBucket(Wire):
     start_time: int
     end_time: int
-    results: list[UsageResult] = Field(default_factory=list)
+    results: list[UsageResult] = msgspec.field(default_factory=list)
 
 
-class UsagePage(Lenient):
-    data: list[UsageBucket] = Field(default_factory=list)
+class UsagePage(Wire):
+    data: list[UsageBucket] = msgspec.field(default_factory=list)
     has_more: bool = False
     next_page: str | None = None
+
+
+class BucketTimes(Wire):
+    start_time: int
+    end_time: int
+
+
+class UsageEnvelope(Wire):
+    """What pagination needs of a usage page: its buckets' times and the cursor (results skipped)."""
+
+    data: list[BucketTimes] = msgspec.field(default_factory=list)
+    has_more: bool = False
+    next_page: str | None = None
+
+
+_PAGE = msgspec.json.Decoder(UsagePage)
+_ENVELOPE = msgspec.json.Decoder(UsageEnvelope)
 
 
 class Amount(Lenient):
@@ -175,86 +176,29 @@ class ProjectKeyList(Lenient):
     last_id: str | None = None
 
 
-def token_row(start: datetime, end: datetime, r: UsageResult) -> UsageRow:
-    """A completions or embeddings result in the store's form: priced token usage."""
-    batch, tier = r.get("batch"), r.get("service_tier")
-    cached = r.get("input_cached_tokens") or 0
-    written = r.get("input_cache_write_tokens") or 0
-    modalities = {name: r.get(name) for name in _MODALITY_FIELDS}
-    return UsageRow(
-        start,
-        end,
-        _key(r),
-        r.get("project_id"),
-        None,
-        r.get("api_key_id"),
-        r.get("user_id"),
-        r.get("model"),
-        batch,
-        tier,
-        service_tier(bool(batch), tier),
-        None,
-        False,
-        r.get("num_model_requests"),
-        max(r.get("input_tokens") or 0, cached + written),
-        cached,
-        written,
-        0,
-        r.get("output_tokens") or 0,
-        extra_json(modalities) if any(modalities.values()) else None,
-    )
+def _usage_where(kind: str) -> str:
+    return f"OpenAI /organization/usage/{kind}"
 
 
-def other_row(start: datetime, end: datetime, r: UsageResult) -> UsageRow:
-    """A result of a kind the catalog does not price per token: dimensions, and metrics in `extra`."""
-    metrics: dict[str, object] = {name: r.get(name) for name in _OTHER_METRICS}
-    metrics.update(
-        size=r.get("size"),
-        source=r.get("source"),
-        context_level=r.get("context_level"),
-        vector_store_id=r.get("vector_store_id"),
-    )
-    return UsageRow(
-        start,
-        end,
-        _key(r),
-        project_id=r.get("project_id"),
-        api_key_id=r.get("api_key_id"),
-        user_id=r.get("user_id"),
-        model=r.get("model"),
-        extra=extra_json(metrics),
-    )
+def parse_usage_envelope(kind: str, endpoint: str, bucket_width: str, body: bytes) -> FetchedPage:
+    """A usage page of one kind with its envelope validated; `check_usage_page` validates the rest,
+    and the store normalises its results. Empty buckets are kept so they replace stale rows."""
+    parsed = decode(_ENVELOPE, body, _usage_where(kind))
+    buckets = [(from_epoch(bucket.start_time), from_epoch(bucket.end_time)) for bucket in parsed.data]
+    usage = RawUsage("openai_tokens" if kind in TOKEN_KINDS else "openai_other", body.decode(), 0)
+    page = Page(PROVIDER, endpoint, "usage", bucket_width, buckets, usage=usage)
+    return FetchedPage(page, parsed.has_more, parsed.next_page)
 
 
-def _key(r: UsageResult) -> str:
-    return dims_key(
-        (
-            r.get("project_id"),
-            r.get("user_id"),
-            r.get("api_key_id"),
-            r.get("model"),
-            r.get("batch"),
-            r.get("service_tier"),
-            r.get("size"),
-            r.get("source"),
-            r.get("context_level"),
-            r.get("vector_store_id"),
-        )
-    )
+def check_usage_page(kind: str, body: str) -> int:
+    """Validate a whole usage page (every field the store reads, strictly typed); its result count."""
+    parsed = decode(_PAGE, body, _usage_where(kind))
+    return sum(len(bucket.results) for bucket in parsed.data)
 
 
 def parse_usage_page(kind: str, endpoint: str, bucket_width: str, body: bytes) -> FetchedPage:
-    """A usage page of one kind as store rows; empty buckets are kept so they replace stale rows."""
-    parsed = parse_body(UsagePage, body, f"OpenAI /organization/usage/{kind}", money=False)
-    row = token_row if kind in TOKEN_KINDS else other_row
-    buckets: list[tuple[datetime, datetime]] = []
-    rows: list[UsageRow] = []
-    for bucket in parsed.data:
-        start, end = from_epoch(bucket.start_time), from_epoch(bucket.end_time)
-        buckets.append((start, end))
-        rows.extend(row(start, end, result) for result in bucket.results)
-    page = Page(PROVIDER, endpoint, "usage", bucket_width, buckets, usage=rows)
-    return FetchedPage(page, parsed.has_more, parsed.next_page)
+    """A usage page validated whole, envelope and results, in one call."""
+    return checked(parse_usage_envelope(kind, endpoint, bucket_width, body), partial(check_usage_page, kind))
 
 
 def parse_cost_page(body: bytes) -> FetchedPage:
@@ -307,7 +251,8 @@ class OpenAIAdapter:
                 bucket_width=bucket_width,
                 limit=USAGE_LIMITS[bucket_width],
                 params=(("bucket_width", bucket_width), *(("group_by[]", g) for g in group_by)),
-                parse=partial(parse_usage_page, kind, f"usage/{kind}", bucket_width),
+                parse=partial(parse_usage_envelope, kind, f"usage/{kind}", bucket_width),
+                check=partial(check_usage_page, kind),
             )
             for kind, group_by in GROUP_BY.items()
         ]

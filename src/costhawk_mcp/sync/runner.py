@@ -2,11 +2,23 @@
 
 For each provider whose admin key is set, every usage and cost endpoint is fetched concurrently (at
 most `concurrency` requests in flight overall, on one `httpx.AsyncClient`), together with the key
-and project names. Pages flow through a small buffer to a single writer that stores them in short
-transactions — whatever arrived in the last half second, at most `_BATCH_ROWS` rows — in a worker
-thread, so the event loop keeps fetching meanwhile, and reports progress after each. A sync
-interrupted at any point keeps every page written; the next run starts again from the last synced
-point, and whatever was fetched but not yet written is simply fetched again.
+and project names. Pages flow through a buffer to a single writer that stores them in short
+transactions — whatever is waiting when it is free, plus whatever arrives within `_LINGER_S`, at
+most `_BATCH_BYTES` of page bodies — in a worker thread, so the event loop keeps fetching
+meanwhile, and reports progress after each. Every transaction costs about a fifth of a second of
+CPU whatever its size (opening the file, planning the statements, DuckDB's checkpoint when the
+connection closes), so a long sync writes a few large batches rather than many small ones; the
+last batch goes as soon as the last page is in. A sync interrupted at any point keeps every page
+written; the next run starts again from the last synced point, and whatever was fetched but not
+yet written is simply fetched again.
+
+The event loop validates only what pagination needs of a usage page (its envelope); the writer
+validates the rest of each page (`Endpoint.check`) in its worker thread right before writing it.
+Validating a large page holds the GIL for milliseconds at a time, and DuckDB takes the GIL between
+its execution tasks, so validation running on the event loop while DuckDB writes slows the writer
+several-fold; in the writer's thread the two alternate instead. A page that fails validation fails
+its endpoint exactly as a fetch error does: the pages before it stay written, it and the endpoint's
+later pages are not, and the endpoint stops fetching.
 
 Windows are UTC-aligned. By default each endpoint starts a few days before the end of what it last
 synced (`TRAILING_DAYS`: the newest buckets keep growing until they close, so they are fetched
@@ -19,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -51,10 +63,10 @@ DEFAULT_DAYS = 30
 TRAILING_DAYS = 3
 NAMES_ENDPOINT = "api_keys"
 _DAY = timedelta(days=1)
-_BUFFER = 8
-_BATCH_ROWS = 50_000
+_BUFFER = 16  # pages fetched ahead of the writer (a usage page body is up to a few MB)
+_BATCH_BYTES = 64_000_000  # page bodies per write transaction
 _BATCH_JOBS = 64
-_LINGER_S = 0.5
+_LINGER_S = 2.0
 
 
 class EndpointSync(BaseModel):
@@ -222,6 +234,9 @@ class _Run:
     providers: list[ProviderSync] = field(default_factory=list)
     planned: dict[tuple[str, str], int] = field(default_factory=dict)
     results: dict[tuple[str, str], EndpointSync] = field(default_factory=dict)
+    scopes: dict[tuple[str, str], anyio.CancelScope] = field(default_factory=dict)
+    rejected: set[tuple[str, str]] = field(default_factory=set)  # endpoints whose page failed validation
+    dropped: dict[tuple[str, str], int] = field(default_factory=dict)  # their pages not written
 
     def outcomes(self) -> list[sync_store.Outcome]:
         """(provider, endpoint, error) of every endpoint and of each provider's names, once all stopped."""
@@ -405,32 +420,36 @@ async def _sync_endpoint(
     group: anyio.abc.TaskGroup,
 ) -> None:
     params = [*endpoint.params, *adapter.window_params(*window), ("limit", str(endpoint.limit))]
-    outcome = run.results[(endpoint.provider, endpoint.name)]
+    key = (endpoint.provider, endpoint.name)
+    outcome = run.results[key]
     pages = 0
     async with send:
-        try:
-            async for fetched in paginate(client, endpoint.path, params, endpoint.parse):
-                pages += 1
-                await send.send(_PageJob(endpoint, fetched))
-        except ProviderAuthError as exc:
-            auth_error.append(exc)
-            group.cancel_scope.cancel()
-        except ProviderError as exc:
-            outcome.error = str(exc)
-            report.errors.append(str(exc))
-            log.warning("%s", exc)
-        except Exception as exc:
-            run.fail(exc)
-        finally:
-            _settle_total(run, endpoint, pages)
+        with anyio.CancelScope() as scope:  # cancelled by the writer when a page fails validation
+            run.scopes[key] = scope
+            try:
+                async for fetched in paginate(client, endpoint.path, params, endpoint.parse):
+                    pages += 1
+                    await send.send(_PageJob(endpoint, fetched))
+            except ProviderAuthError as exc:
+                auth_error.append(exc)
+                group.cancel_scope.cancel()
+            except ProviderError as exc:
+                outcome.error = str(exc)
+                report.errors.append(str(exc))
+                log.warning("%s", exc)
+            except Exception as exc:
+                run.fail(exc)
+            finally:
+                _settle_total(run, endpoint, pages)
 
 
 def _settle_total(run: _Run, endpoint: Endpoint, fetched: int) -> None:
-    """Once an endpoint stops fetching, make the progress total match the pages it produced."""
+    """Once an endpoint stops fetching, make the progress total match the pages it will write."""
     key = (endpoint.provider, endpoint.name)
-    if fetched < run.planned[key]:
-        run.total -= run.planned[key] - fetched
-        run.planned[key] = fetched
+    expected = fetched - run.dropped.get(key, 0)
+    if expected < run.planned[key]:
+        run.total -= run.planned[key] - expected
+        run.planned[key] = expected
 
 
 async def _sync_names(
@@ -466,12 +485,13 @@ async def _sync_names(
 async def _writer(run: _Run, report: SyncReport, receive: MemoryObjectReceiveStream[_Job]) -> None:
     """The one writer: jobs in short transactions, in a worker thread, then progress.
 
-    Jobs are gathered for at most `_LINGER_S` seconds or `_BATCH_ROWS` rows before they are written
-    together: opening the database costs more than writing a page. When every fetcher has finished,
-    the last batch also records each endpoint's outcome.
+    Whatever is waiting when the writer is free, and whatever arrives within `_LINGER_S` seconds of
+    that, is written together (up to `_BATCH_BYTES` of page bodies or `_BATCH_JOBS` jobs). When
+    every fetcher has finished, the last batch goes at once and also records each endpoint's
+    outcome.
     """
     pending: list[_Job] = []
-    rows = 0
+    size = 0
     first_at = 0.0
     try:
         async with receive:
@@ -488,33 +508,93 @@ async def _writer(run: _Run, report: SyncReport, receive: MemoryObjectReceiveStr
                     if not pending:
                         first_at = anyio.current_time()
                     pending.append(job)
-                    rows += job.fetched.page.rows if isinstance(job, _PageJob) else 0
-                    if rows < _BATCH_ROWS and len(pending) < _BATCH_JOBS:
+                    size += _size(job)
+                    if size < _BATCH_BYTES and len(pending) < _BATCH_JOBS:
                         continue
-                await _flush(run, report, pending, run.outcomes() if ended else [])
-                pending, rows = [], 0
+                await _flush(run, report, pending, ended=ended)
+                pending, size = [], 0
                 if ended:
                     return
     except Exception as exc:
         run.fail(exc)
 
 
-async def _flush(run: _Run, report: SyncReport, jobs: list[_Job], outcomes: list[sync_store.Outcome]) -> None:
-    pages = [job.fetched.page for job in jobs if isinstance(job, _PageJob)]
+def _size(job: _Job) -> int:
+    """Roughly what a job weighs in a write: a usage page by its body, a cost line like 200 bytes."""
+    if isinstance(job, _NamesJob):
+        return 0
+    page = job.fetched.page
+    return len(page.usage.body) if page.usage is not None else 200 * len(page.costs)
+
+
+def _check_pages(jobs: list[_PageJob], rejected: frozenset[tuple[str, str]]) -> tuple[list[Page], list[_Dropped]]:
+    """Validate the usage pages whose envelope alone was validated (in the writer's thread; see the
+    module docstring). Returns the pages to write, with their result counts, and the pages dropped:
+    one that failed validation (with the error), and every later page of its endpoint."""
+    pages: list[Page] = []
+    dropped: list[_Dropped] = []
+    failed = set(rejected)
+    for job in jobs:
+        page, key = job.fetched.page, (job.endpoint.provider, job.endpoint.name)
+        if key in failed:
+            dropped.append(_Dropped(key, None))
+            continue
+        if job.endpoint.check is not None and page.usage is not None:
+            try:
+                page = replace(page, usage=replace(page.usage, results=job.endpoint.check(page.usage.body)))
+            except ProviderError as exc:
+                failed.add(key)
+                dropped.append(_Dropped(key, str(exc)))
+                continue
+        pages.append(page)
+    return pages, dropped
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    key: tuple[str, str]
+    error: str | None  # why its endpoint failed; None for a later page of an endpoint that failed
+
+
+async def _flush(run: _Run, report: SyncReport, jobs: list[_Job], *, ended: bool) -> None:
+    page_jobs = [job for job in jobs if isinstance(job, _PageJob)]
+    pages, dropped = await anyio.to_thread.run_sync(_check_pages, page_jobs, frozenset(run.rejected))
+    for item in dropped:
+        _drop(run, report, item)
     names = [
         sync_store.Names(job.adapter.provider, job.names.keys, job.names.projects)
         for job in jobs
         if isinstance(job, _NamesJob)
     ]
+    outcomes = run.outcomes() if ended else []  # after the checks: they can fail an endpoint
     await anyio.to_thread.run_sync(sync_store.write_batch, run.store, pages, names, outcomes)
+    for page in pages:
+        await _count_page(run, report, page)
     for job in jobs:
-        if isinstance(job, _PageJob):
-            await _count_page(run, report, job.fetched.page)
-        else:
+        if isinstance(job, _NamesJob):
             job.result.api_keys = len(job.names.keys)
             job.result.projects = len(job.names.projects)
             run.done += 1
             await run.report(f"{job.adapter.provider}: {len(job.names.keys)} API key names stored")
+
+
+def _drop(run: _Run, report: SyncReport, item: _Dropped) -> None:
+    """A page not written: its endpoint fails (on the page that failed validation) and stops fetching."""
+    key = item.key
+    run.dropped[key] = run.dropped.get(key, 0) + 1
+    if run.planned[key] > run.results[key].pages:
+        run.planned[key] -= 1
+        run.total -= 1
+    if item.error is None:
+        return
+    run.rejected.add(key)
+    outcome = run.results[key]
+    outcome.error = item.error
+    report.errors.append(item.error)
+    log.warning("%s", item.error)
+    scope = run.scopes.get(key)
+    if scope is not None:
+        scope.cancel()
 
 
 async def _count_page(run: _Run, report: SyncReport, page: Page) -> None:
@@ -527,7 +607,7 @@ async def _count_page(run: _Run, report: SyncReport, page: Page) -> None:
         run.planned[key] = outcome.pages
         run.total += 1
     report.pages += 1
-    report.usage_rows += len(page.usage)
+    report.usage_rows += page.usage_rows
     report.cost_rows += len(page.costs)
     run.done += 1
     await run.report(f"{page.provider} {page.endpoint}: page {outcome.pages} stored ({page.rows} rows)")
