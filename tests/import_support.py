@@ -73,6 +73,11 @@ def open_store(settings: Settings) -> Store:
     )
 
 
+def store_at(settings: Settings, path: Path) -> Store:
+    """A store in its own database file, priced like `open_store(settings)`."""
+    return Store(Database(str(path), lock_timeout=settings.lock_timeout_s), load_catalog(settings.user_catalog_path))
+
+
 def rows(store: Store, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
     """Run a read-only query against the store."""
     with store.reading() as conn:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 import re
 from calendar import timegm
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,9 +24,14 @@ import pytest
 from costhawk_mcp.cli import main
 from costhawk_mcp.config import Settings
 from costhawk_mcp.errors import InvalidArgument
+from costhawk_mcp.pricing.catalog import load_catalog
+from costhawk_mcp.pricing.cost import TokenUsage, cost, service_tier
+from costhawk_mcp.store import pricing_sql
+from costhawk_mcp.store.db import Database
 from costhawk_mcp.store.import_formats import FORMATS, Field, Format, register
 from costhawk_mcp.store.importer import STAGING_OUT, import_file
-from import_support import canonical, open_store, rows, run_cli, write_lines
+from costhawk_mcp.store.store import RequestRow, Store
+from import_support import canonical, open_store, rows, run_cli, store_at, write_lines
 
 pytestmark = pytest.mark.usefixtures("test_catalog")
 D = Decimal
@@ -487,7 +493,7 @@ def test_format_auto_detection_by_suffix_and_first_line(tmp_path: Path, settings
     ]
     with pytest.raises(InvalidArgument, match="cannot tell the format from the first line"):
         import_file(store, unknown)
-    assert sorted(FORMATS) == ["anthropic", "costhawk", "csv", "openai"]
+    assert sorted(FORMATS) == ["anthropic", "costhawk", "csv", "openai", "otel"]
 
 
 def test_an_empty_file_and_a_file_of_blank_lines_import_nothing(tmp_path: Path, settings: Settings) -> None:
@@ -558,6 +564,171 @@ def test_a_new_format_plugs_into_the_registry(tmp_path: Path, settings: Settings
     assert rows(open_store(settings), "SELECT request_id, provider, cost_usd FROM requests") == [
         ("s-1", "openai", D("0.0028"))
     ]
+
+
+# ------------------------------------------------------------------------------------ fast path
+# Clean lines whose values read_json and the line path see differently unless handled: numbers
+# as strings and whole doubles for tokens, small costs read_json renders in exponent form (1e-05),
+# a numeric-string cost, offsets, flags as words, key material, a numeric request id, text with
+# "e" in it, non-ASCII text.
+CLEAN = [
+    canonical("f1", cost_usd=0.00001),
+    canonical("f2", input_tokens="1000", cached_input_tokens=200, output_tokens=100.0, cost_usd="0.25"),
+    canonical("f3", timestamp="2026-07-01T12:00:00+02:00", batch="yes", latency_ms=12.5, status=200),
+    canonical("f4", api_key_id="sk-proj-" + "Q7xT2mVb9LpRw4ZcN8yHs3Kd6FgJe1Ua" + "abcd", key_name="prod"),
+    canonical("f5", model=" test-gpt ", provider="OpenAI", user="ü-user", feature="claude e-5", query_id="3e4f"),
+    {**canonical("x"), "request_id": 12345, "cost_usd": 3.999999999999999},
+    canonical("f7", cost_usd=0.1, service_tier="priority", cache_write_input_tokens=0),
+]
+ALL_COLUMNS = "* EXCLUDE (import_id)"
+
+
+def test_a_clean_file_takes_the_fast_path_and_stores_exactly_what_the_line_path_stores(
+    tmp_path: Path, settings: Settings
+) -> None:
+    plain = write_lines(tmp_path / "clean.jsonl", CLEAN)
+    gzipped = tmp_path / "clean.jsonl.gz"  # gzip always takes the line path
+    gzipped.write_bytes(gzip.compress(plain.read_bytes()))
+    fast_store, line_store = store_at(settings, tmp_path / "fast.duckdb"), store_at(settings, tmp_path / "line.duckdb")
+    fast, line = import_file(fast_store, plain), import_file(line_store, gzipped)
+    assert (fast.fast, line.fast) == (True, False)
+    assert (fast.lines, fast.inserted, fast.rejected, fast.blank) == (7, 7, 0, 0)
+    assert (line.lines, line.inserted, line.cost_usd) == (fast.lines, fast.inserted, fast.cost_usd)
+    for sql in (
+        f"SELECT {ALL_COLUMNS} FROM requests ORDER BY request_id",
+        "SELECT * EXCLUDE (updated_at) FROM api_keys",
+    ):
+        assert rows(fast_store, sql) == rows(line_store, sql)
+    got = {r[0]: r[1:] for r in rows(fast_store, "SELECT request_id, reported_cost_usd, batch, tier FROM requests")}
+    assert got["f1"][0] == D("0.00001")
+    assert got["f2"][0] == D("0.25")
+    assert got["12345"][0] == D("3.999999999999999")
+    assert (got["f3"][1], got["f7"][2]) == (True, "priority")
+
+
+@pytest.mark.parametrize(
+    ("subtle", "bad"),
+    [
+        (canonical("s", cost_usd=True), "cost_usd: must be a number of US dollars ≥ 0, got true"),
+        (canonical("s", input_tokens=1.5), "input_tokens: must be a whole number from 0 to 1e15, got 1.5"),
+        (canonical("s", output_tokens=False), "output_tokens: must be a whole number from 0 to 1e15, got false"),
+        (canonical("s", input_tokens=" 1000"), "input_tokens: must be a whole number from 0 to 1e15, got  1000"),
+        ("\t", "not valid JSON"),
+        ('{"request_id": "s"} {"request_id": "t"}', "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (
+            {**canonical("s"), "model": None},
+            "model: missing (a non-empty string)",
+        ),
+    ],
+    ids=["cost-true", "fraction", "false", "padded", "tab-line", "two-objects", "array", "null-model"],
+)
+def test_a_subtle_bad_value_sends_the_file_down_the_line_path_which_reports_it(
+    tmp_path: Path, settings: Settings, subtle: object, bad: str
+) -> None:
+    lines = [canonical("g1"), canonical("g2"), subtle, canonical("g3")]
+    report = import_file(open_store(settings), write_lines(tmp_path / "subtle.jsonl", lines))  # type: ignore[arg-type]
+    assert report.fast is False
+    assert (report.lines, report.inserted, report.rejected) == (4, 3, 1)
+    assert [(b.line, b.reason) for b in report.bad_lines] == [(3, bad)]
+
+
+@pytest.mark.parametrize(
+    ("subtle", "stored"),
+    [
+        # Read_json drops blank lines: only the line path counts them.
+        ("", None),
+        ("   ", None),
+        # A repeated id: only the line path knows which line came first.
+        (canonical("g1", output_tokens=7), None),
+        # Money the fast path cannot read exactly through read_json's double: $4 or more, or more
+        # than 15 decimals. The line path reads the digits as written.
+        (json.dumps(canonical("s"))[:-1] + ', "cost_usd": 12345678.123456789012345}', D("12345678.123456789012345")),
+        (json.dumps(canonical("s"))[:-1] + ', "cost_usd": 0.1234567890123456789}', D("0.123456789012346")),
+        # A number in exponent form where text is expected: the line path's rendering is kept.
+        ({**canonical("s"), "query_id": 1e16}, "10000000000000000.0"),
+        # A key twice (read_json refuses the line; the line path takes the first).
+        (json.dumps(canonical("s"))[:-1] + ', "query_id": "first", "query_id": "second"}', "first"),
+    ],
+    ids=["blank", "spaces", "repeated-id", "big-cost", "long-cost", "exponent-text", "duplicate-key"],
+)
+def test_values_the_fast_path_cannot_vouch_for_take_the_line_path(
+    tmp_path: Path, settings: Settings, subtle: object, stored: object
+) -> None:
+    lines = [canonical("g1"), canonical("g2"), subtle, canonical("g3")]
+    report = import_file(open_store(settings), write_lines(tmp_path / "doubt.jsonl", lines))  # type: ignore[arg-type]
+    assert (report.fast, report.lines, report.rejected) == (False, 4, 0)
+    if isinstance(stored, Decimal):
+        assert rows(open_store(settings), "SELECT reported_cost_usd FROM requests WHERE request_id = 's'") == [
+            (stored,)
+        ]
+    elif stored is not None:
+        assert rows(open_store(settings), "SELECT query_id FROM requests WHERE request_id = 's'") == [(stored,)]
+    else:
+        assert report.inserted + report.duplicates + report.blank == 4
+
+
+# ------------------------------------------------------------------------------- integer pricing
+def test_integer_pricing_gives_the_cost_functions_cents_on_random_rows(tmp_path: Path, settings: Settings) -> None:
+    """The bulk import prices in femto-dollar BIGINTs; it must equal both the DECIMAL SQL and
+    pricing.cost.cost on the packaged catalog (every model, period, tier and context band)."""
+    catalog = load_catalog(None)
+    store = Store(Database(str(tmp_path / "priced.duckdb")), catalog)
+    rng = random.Random(20261127)
+    picked: list[RequestRow] = []
+    for i in range(3000):
+        entry = rng.choice(catalog.models)
+        day = datetime(2025, 1, 1) + timedelta(minutes=rng.randrange(0, 700 * 24 * 60))
+        input_tokens = rng.choice([0, 1, 999, 150_000, 199_999, 200_001, 250_000, 1_000_000, 2_000_000])
+        cached = rng.randrange(0, input_tokens + 1)
+        write = rng.randrange(0, input_tokens - cached + 1)
+        write_1h = rng.randrange(0, input_tokens - cached - write + 1)
+        picked.append(
+            RequestRow(
+                request_id=f"r{i}",
+                ts=day,
+                model=entry.model,
+                input_tokens=input_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=write,
+                cache_write_1h_tokens=write_1h,
+                output_tokens=rng.choice([0, 7, 4_096, 100_000]),
+                batch=rng.random() < 0.2,
+                service_tier=rng.choice([None, "priority", "flex", "default"]),
+            )
+        )
+    store.insert_requests(picked)
+    with store.reading() as conn:
+        assert pricing_sql.integer_pricing_exact(conn, 10**7)  # the packaged rates are whole femto-dollars
+        assert not pricing_sql.integer_pricing_exact(conn, 10**15)  # 1e15 tokens x $600/M overflows BIGINT
+    integer = dict(rows(store, "SELECT request_id, cost_usd FROM requests"))
+    with store.writing() as conn:
+        pricing_sql.reprice_all(conn)  # the DECIMAL(38, 18) arithmetic
+    assert dict(rows(store, "SELECT request_id, cost_usd FROM requests")) == integer
+    priced = 0
+    for row in picked:
+        if integer[row.request_id] is None:
+            continue  # before the model's first price period (the store prices no such day)
+        usage = TokenUsage(
+            row.input_tokens,
+            row.cached_input_tokens,
+            row.cache_write_tokens,
+            row.cache_write_1h_tokens,
+            row.output_tokens,
+        )
+        entry = catalog.find(row.model)
+        assert entry is not None
+        exact = cost(entry, usage, at=row.ts, tier=service_tier(row.batch, row.service_tier)).total_usd
+        assert integer[row.request_id] == exact, row
+        priced += 1
+    assert priced > 2500
+
+
+def test_rows_too_large_for_integer_pricing_are_priced_in_decimals(tmp_path: Path, settings: Settings) -> None:
+    huge = canonical("huge", input_tokens=10**15, cached_input_tokens=0, output_tokens=10**15)
+    report = import_file(open_store(settings), write_lines(tmp_path / "huge.jsonl", [huge, canonical("small")]))
+    # 1e15 × $2 + 1e15 × $8 per million = $2e9 + $8e9; small: 1000 × $2 + 100 × $8 = $0.0028
+    assert report.cost_usd == D("10000000000.0028")
 
 
 def test_gzipped_files_are_read(tmp_path: Path, settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""`costhawk-mcp import`: load request logs (JSON Lines, CSV, raw OpenAI/Anthropic responses).
+"""`costhawk-mcp import`: load request logs (JSON Lines, CSV, raw OpenAI/Anthropic responses,
+OpenTelemetry GenAI spans).
 
 stdout gets one summary per file (or, with --json, one JSON document); a progress bar goes to
 stderr when it is a terminal. Exit status: 0 when every file was read (bad lines are reported
@@ -40,6 +41,14 @@ prices every request itself from the catalog at the price of its day.
 anthropic read raw API responses (also OpenAI Batch output and Anthropic Message Batches results),
 alone or under "response", "message" or "body" beside your own fields such as timestamp,
 api_key_id, query_id. Anthropic responses carry no time: add "timestamp" or --default-timestamp.
+
+--format otel reads OpenTelemetry GenAI spans from OTLP/JSON trace exports, one export request
+per line (the Collector's file exporter). Each span with gen_ai.usage attributes is a request:
+model from gen_ai.response.model (else gen_ai.request.model), tokens from gen_ai.usage.*
+(input_tokens counts cache reads and writes, as the conventions say), the trace id as query_id
+(an agent run is one query), the span id as request_id, start time and duration, span status,
+the resource's service.name as feature. Other spans are skipped and counted by reason; a bad span
+is reported with its line and its place in the line. The format's docstring lists every attribute.
 
 Importing a file again changes nothing (request ids already stored are skipped; in a file the
 first line wins). An api_key_id that looks like a key (sk-..., AIza...) is never stored: it is
@@ -101,8 +110,12 @@ class FileOut(BaseModel):
     duplicates: int = 0
     rejected: int = 0
     blank: int = 0
+    spans: int = 0
+    bad_spans: int = 0
+    skipped: int = 0
     bad_lines: list[BadLineOut] = []
     rejected_by_reason: dict[str, int] = {}
+    skipped_by_reason: dict[str, int] = {}
     cost_usd: USD | None = None
     unpriced_requests: int = 0
     unpriced_models: list[str] = []
@@ -157,8 +170,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             duplicates=report.duplicates,
             rejected=report.rejected,
             blank=report.blank,
+            spans=report.spans,
+            bad_spans=report.bad_spans,
+            skipped=report.skipped,
             bad_lines=[BadLineOut(line=b.line, reason=b.reason) for b in report.bad_lines],
             rejected_by_reason=report.rejected_by_reason,
+            skipped_by_reason=report.skipped_by_reason,
             cost_usd=report.cost_usd,
             unpriced_requests=report.unpriced_requests,
             unpriced_models=report.unpriced_models,
@@ -186,12 +203,19 @@ def _usd(value: Decimal) -> str:
 
 
 def _describe(out: FileOut) -> str:
+    spans = out.format == "otel"  # records are spans, several to a line
     parts = [f"{_plural(out.inserted, 'request')} inserted", f"{_plural(out.duplicates, 'duplicate')} skipped"]
-    if out.rejected:
-        parts.append(f"{_plural(out.rejected, 'bad line')} rejected")
+    bad_lines = out.rejected - out.bad_spans
+    if out.bad_spans:
+        parts.append(f"{_plural(out.bad_spans, 'bad span')} rejected")
+    if bad_lines:
+        parts.append(f"{_plural(bad_lines, 'bad line')} rejected")
+    if out.skipped:
+        parts.append(f"{_plural(out.skipped, 'other span')} skipped")
     if out.blank:
         parts.append(f"{_plural(out.blank, 'blank line')} skipped")
-    lines = [f"{out.path} ({out.format}): {_plural(out.lines, 'line')}: {', '.join(parts)} [{out.seconds:.1f} s]"]
+    read = _plural(out.lines, "line") + (f", {_plural(out.spans, 'span')}" if spans else "")
+    lines = [f"{out.path} ({out.format}): {read}: {', '.join(parts)} [{out.seconds:.1f} s]"]
     if out.inserted:
         priced = out.inserted - out.unpriced_requests
         cost = f"  cost of the new requests: {_usd(out.cost_usd or Decimal(0))} for {_plural(priced, 'priced request')}"
@@ -201,6 +225,9 @@ def _describe(out: FileOut) -> str:
                 f"{', '.join(out.unpriced_models)})"
             )
         lines.append(cost)
+    if out.skipped:
+        tally = "; ".join(f"{count:,} × {reason}" for reason, count in out.skipped_by_reason.items())
+        lines.append(f"  skipped: {tally}")
     lines.extend(f"  line {b.line}: {b.reason}" for b in out.bad_lines)
     if out.rejected > len(out.bad_lines):
         tally = "; ".join(f"{count:,} × {reason}" for reason, count in out.rejected_by_reason.items())

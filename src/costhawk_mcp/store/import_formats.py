@@ -10,6 +10,7 @@ Formats shipped
 * `csv`: the same columns in a CSV file with a header row.
 * `openai`: raw OpenAI responses (Chat Completions, Responses API, Batch API output lines).
 * `anthropic`: raw Anthropic Messages responses and Message Batches result lines.
+* `otel`: OpenTelemetry GenAI spans in OTLP/JSON trace exports, one export request per line.
 
 Raw responses may sit under `response`, `message` or `body` in a wrapper line that adds our own
 fields beside them (`timestamp`, `api_key_id`, `query_id`, ...).
@@ -18,16 +19,15 @@ The store convention is that `input_tokens` counts *every* prompt token, cache r
 included; each format's `columns` normalise to it (OpenAI's `prompt_tokens` already does;
 Anthropic's `usage.input_tokens` does not, so cache reads and writes are added back).
 
-Adding a format (e.g. `otel` for OpenTelemetry GenAI spans)
------------------------------------------------------------
+Adding a format
+---------------
 Write a `Format` and call `register()` (the built-in ones are registered at the bottom of this
 module); `--format` choices and auto-detection pick it up. A format declares:
 
 1. `fields`: the values read from each line. A `Field` has a name, a `kind` (how it is
-   validated: `text`, `count`, `flag`, `number`, `money`, `time` or `epoch`) and the JSON paths
-   to look in, first present wins, e.g. `("attributes", "gen_ai.usage.input_tokens")` (keys are
-   quoted, so dots inside a key are fine). Values failing their kind reject the line with a
-   reason naming the field (`label`, default the first path).
+   validated: `text`, `count`, `flag`, `number`, `money`, `time`, `epoch` or `nanos`) and the
+   JSON paths to look in, first present wins, e.g. `("usage", "prompt_tokens")`. Values failing
+   their kind reject the line with a reason naming the field (`label`, default the first path).
 2. `columns`: one SQL expression per staging column (`STAGING_COLUMNS` in store.py, minus
    `line`) over the field names, e.g. `"input_tokens": "input_tokens + coalesce(cache_read, 0)"`.
    The parameter `$default_ts` holds `--default-timestamp`. Constant SQL only: values stay bound.
@@ -36,19 +36,55 @@ module); `--format` choices and auto-detection pick it up. A format declares:
    condition is true is rejected with that reason. `failures` run before the required-column
    test (e.g. "the batch request errored"), `checks` after it (e.g. cache parts ≤ input).
    `missing` gives the reason used when a required column (request_id, ts, model, input and
-   output tokens) comes out NULL.
+   output tokens) comes out NULL. `skips` are conditions for records that are not requests at
+   all: skipped and counted by reason, never reported as bad.
 4. `detect(first)`: whether a parsed first line looks like this format (for `--format auto`), and
    `extensions` (file suffixes that decide it without looking, like `.csv`).
 
-For OTel: spans with flat attributes (`{"attributes": {"gen_ai.usage.input_tokens": 12, ...}}`,
-as most exporters write them to files) need only fields: `gen_ai.usage.input_tokens`,
-`gen_ai.usage.output_tokens`, `gen_ai.response.model` (falling back to `gen_ai.request.model`),
-`gen_ai.system` for the provider, the span id as request_id, `endTimeUnixNano` (a new kind, or
-an `epoch` with a /1e9 column expression) and, for Anthropic, the cache-read and cache-creation
-attributes added back into input as this module's Anthropic format does. OTLP/JSON proper nests
-attributes as `[{"key": ..., "value": {"intValue": ...}}]` lists, which paths cannot address by
-key: that needs a new `Reader` in importer.py that unnests a span's attribute list into an object
-first (`map_from_entries`), then the same fields.
+The `reader` says how records come out of a file: `json_lines` (a record per line, paths into
+the line's object), `csv` (paths are column names) or `otlp` (a record per span of an OTLP/JSON
+trace export line; see `OTEL` below for its paths).
+
+OpenTelemetry GenAI spans (`otel`)
+----------------------------------
+Input: OTLP/JSON `ExportTraceServiceRequest`s, one per line, as the Collector's file exporter
+writes them. Every span of every line is a record; a bad span is reported with its line number
+and its place in the line (`span 2 of 5 (<spanId> "<name>")`). Paths: `("span", "<field>")` for
+the span's own fields (`traceId`, `startTimeUnixNano`, `("span", "status", "code")`, ...),
+`("attributes", "<key>")` and `("resource", "<key>")` for attribute values (whichever of
+stringValue, intValue, doubleValue, boolValue is set, as text; intValue is a JSON string in
+OTLP/JSON and may be a number).
+
+Mapping (semantic conventions for GenAI spans, development status as of 2026):
+* request_id = spanId; query_id = traceId (an agent run is one query); ts = startTimeUnixNano;
+  latency_ms = end - start; status = `ok`/`error` from the span status (unset: NULL).
+* model = gen_ai.response.model, else gen_ai.request.model (the response names the snapshot
+  that was billed); provider = gen_ai.provider.name, else the older gen_ai.system, with the
+  convention's names mapped to ours (gcp.gemini/gcp.vertex_ai/gcp.gen_ai -> google,
+  azure.ai.openai -> azure, x_ai -> xai, mistral_ai -> mistral).
+* input_tokens = gen_ai.usage.input_tokens (else the deprecated gen_ai.usage.prompt_tokens),
+  which by the conventions already counts every prompt token, cache reads and writes included
+  (for Anthropic the instrumentation adds them up), exactly the store's own rule.
+  output_tokens = gen_ai.usage.output_tokens (else gen_ai.usage.completion_tokens; 0 for an
+  `embeddings` span).
+* cache reads = gen_ai.usage.cache_read.input_tokens, else the older or vendor spellings
+  gen_ai.usage.cache_read_input_tokens (OpenLLMetry), gen_ai.usage.input_tokens.cached (Sentry),
+  gen_ai.usage.cached_tokens; cache writes = gen_ai.usage.cache_creation.input_tokens, else
+  gen_ai.usage.cache_creation_input_tokens, gen_ai.usage.input_tokens.cache_write. Writes are
+  priced as 5-minute writes (no convention tells 1-hour writes apart). A span whose cache parts
+  exceed its input_tokens is rejected: its instrumentation does not follow the conventions.
+* service_tier = openai.response.service_tier (else gen_ai.openai.response.service_tier); no
+  convention marks batch requests, so batch is false.
+* feature = the resource's service.name (except the SDK default `unknown_service...`);
+  user_id = user.id (else enduser.id); project, api_key_id and key_name stay empty.
+
+Only spans carrying gen_ai.usage attributes become requests. Other spans are skipped and counted
+(by reason), not reported: spans that are no GenAI call, GenAI agent or tool spans without
+usage, failed calls without usage. A model call (chat, text_completion, generate_content,
+embeddings, or any span naming a request model) without usage *is* reported, since its cost
+is unknown. A span with usage that is an ancestor of another span with usage in the same file
+(an agent run's totals, or a framework span around the SDK's own) is skipped as an aggregate,
+so no call is counted twice.
 """
 
 from __future__ import annotations
@@ -57,8 +93,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["text", "count", "flag", "number", "money", "time", "epoch"]
-Reader = Literal["json_lines", "csv"]
+Kind = Literal["text", "count", "flag", "number", "money", "time", "epoch", "nanos"]
+Reader = Literal["json_lines", "csv", "otlp"]
 Path = tuple[str, ...]
 
 
@@ -98,6 +134,8 @@ class Format:
     missing: Mapping[str, str] = field(default_factory=dict)
     failures: tuple[Check, ...] = ()
     checks: tuple[Check, ...] = ()
+    skips: tuple[Check, ...] = ()  # records that are not requests: skipped and counted by reason
+    usage: str | None = None  # SQL: the record carries usage (an ancestor of another such record is an aggregate)
     extensions: tuple[str, ...] = ()
     detect: Callable[[Any], bool] | None = None
 
@@ -433,6 +471,125 @@ ANTHROPIC = Format(
     detect=_looks_anthropic,
 )
 
+
+# -------------------------------------------------------------------------------------------- otel
+def _looks_otlp(first: Any) -> bool:
+    return isinstance(first, dict) and any(
+        isinstance(first.get(key), list) for key in ("resourceSpans", "resourceLogs", "resourceMetrics")
+    )
+
+
+def _attr(*keys: str) -> tuple[Path, ...]:
+    return tuple(("attributes", key) for key in keys)
+
+
+# Usage attributes, current spelling first (see the module docstring for where each comes from).
+_INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
+_OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+_CACHE_READ = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.input_tokens.cached",
+    "gen_ai.usage.cached_tokens",
+)
+_CACHE_WRITE = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.input_tokens.cache_write",
+)
+# Operations that are one model call each (gen_ai.operation.name); agent and tool spans are not.
+_MODEL_CALLS = "('chat', 'text_completion', 'generate_content', 'embeddings')"
+# The conventions' provider names that differ from ours (catalog.PROVIDER_ALIASES does the rest).
+_OTEL_PROVIDERS = (
+    "CASE lower(trim(provider)) WHEN 'gcp.gemini' THEN 'google' WHEN 'gcp.vertex_ai' THEN 'google' "
+    "WHEN 'gcp.gen_ai' THEN 'google' WHEN 'azure.ai.openai' THEN 'azure' WHEN 'x_ai' THEN 'xai' "
+    "WHEN 'mistral_ai' THEN 'mistral' ELSE provider END"
+)
+_FAILED = "status_code IN ('2', 'STATUS_CODE_ERROR')"
+
+OTEL = Format(
+    name="otel",
+    summary="OpenTelemetry GenAI spans: OTLP/JSON trace exports, one export request per line",
+    reader="otlp",
+    fields=(
+        Field("span_id", "text", (("span", "spanId"),), "spanId"),
+        Field("trace_id", "text", (("span", "traceId"),), "traceId"),
+        Field("start_ns", "nanos", (("span", "startTimeUnixNano"),), "startTimeUnixNano"),
+        Field("end_ns", "nanos", (("span", "endTimeUnixNano"),), "endTimeUnixNano"),
+        Field("status_code", "text", (("span", "status", "code"),), "status.code"),
+        Field("model", "text", _attr("gen_ai.response.model", "gen_ai.request.model"), "gen_ai.response.model"),
+        Field("request_model", "text", _attr("gen_ai.request.model"), "gen_ai.request.model"),
+        Field("provider", "text", _attr("gen_ai.provider.name", "gen_ai.system"), "gen_ai.provider.name"),
+        Field("operation", "text", _attr("gen_ai.operation.name"), "gen_ai.operation.name"),
+        Field("input", "count", _attr(*_INPUT), "gen_ai.usage.input_tokens"),
+        Field("output", "count", _attr(*_OUTPUT), "gen_ai.usage.output_tokens"),
+        Field("cache_read", "count", _attr(*_CACHE_READ), "gen_ai.usage.cache_read.input_tokens"),
+        Field("cache_write", "count", _attr(*_CACHE_WRITE), "gen_ai.usage.cache_creation.input_tokens"),
+        Field("any_usage", "text", _attr(*_INPUT, *_OUTPUT, *_CACHE_READ, *_CACHE_WRITE), "gen_ai.usage"),
+        Field(
+            "service_tier",
+            "text",
+            _attr("openai.response.service_tier", "gen_ai.openai.response.service_tier"),
+            "openai.response.service_tier",
+        ),
+        Field("service", "text", (("resource", "service.name"),), "service.name"),
+        Field("user", "text", _attr("user.id", "enduser.id"), "user.id"),
+    ),
+    columns={
+        "request_id": "span_id",
+        "ts": "coalesce(make_timestamp(start_ns // 1000), $default_ts)",
+        "model": "model",
+        "provider": _OTEL_PROVIDERS,
+        "api_key_id": "NULL",
+        "key_name": "NULL",
+        "project": "NULL",
+        "user_id": '"user"',
+        "query_id": "trace_id",
+        "feature": "CASE WHEN NOT starts_with(service, 'unknown_service') THEN service END",
+        "input_tokens": "input",
+        "cached_input_tokens": "coalesce(cache_read, 0)",
+        "cache_write_tokens": "coalesce(cache_write, 0)",
+        "cache_write_1h_tokens": "0",
+        "output_tokens": "CASE WHEN operation = 'embeddings' THEN coalesce(output, 0) ELSE output END",
+        "batch": "false",
+        "service_tier": "service_tier",
+        "latency_ms": "CASE WHEN end_ns >= start_ns THEN (end_ns - start_ns) / 1e6 END",
+        "status": f"CASE WHEN status_code IN ('1', 'STATUS_CODE_OK') THEN 'ok' WHEN {_FAILED} THEN 'error' END",
+        "reported_cost_usd": "NULL",
+    },
+    missing={
+        "request_id": "spanId: missing",
+        "ts": "startTimeUnixNano: missing; pass --default-timestamp to use one time for such spans",
+        "model": "gen_ai.request.model: missing (nor gen_ai.response.model), so the call cannot be priced",
+        "input_tokens": "gen_ai.usage.input_tokens: missing; a model call without usage cannot be priced "
+        "(streamed calls need usage reporting, e.g. OpenAI's stream_options.include_usage)",
+        "output_tokens": "gen_ai.usage.output_tokens: missing",
+    },
+    checks=(
+        Check(
+            "cached_input_tokens + cache_write_tokens > input_tokens",
+            "gen_ai.usage.cache_read.input_tokens + gen_ai.usage.cache_creation.input_tokens: more than "
+            "gen_ai.usage.input_tokens, which by the GenAI conventions includes them (the instrumentation "
+            "seems to report Anthropic's own input_tokens, without the cache)",
+            "cached_input_tokens || ' + ' || cache_write_tokens || ' > ' || input_tokens",
+        ),
+    ),
+    skips=(
+        Check(
+            "any_usage IS NULL AND operation IS NULL AND request_model IS NULL AND model IS NULL",
+            "not a GenAI model call (no gen_ai usage, operation or model attributes)",
+        ),
+        Check(f"any_usage IS NULL AND {_FAILED}", "a failed GenAI call without usage: nothing was billed"),
+        Check(
+            f"any_usage IS NULL AND operation IS NOT NULL AND operation NOT IN {_MODEL_CALLS}",
+            "a GenAI agent or tool span without usage (not a model call)",
+        ),
+    ),
+    usage="any_usage IS NOT NULL",
+    detect=_looks_otlp,
+)
+
+
 # ---------------------------------------------------------------------------------------- registry
 # Detection tries formats in this order; the canonical format first, so a line with our own
 # top-level token counts is never mistaken for a wrapper.
@@ -445,7 +602,7 @@ def register(fmt: Format) -> Format:
     return fmt
 
 
-for _fmt in (COSTHAWK, OPENAI, ANTHROPIC, CSV):
+for _fmt in (COSTHAWK, OPENAI, ANTHROPIC, OTEL, CSV):
     register(_fmt)
 
 

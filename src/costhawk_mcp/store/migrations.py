@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from costhawk_mcp.errors import StoreError
 from costhawk_mcp.store.db import Connection, utcnow
 
 
@@ -219,13 +220,34 @@ def current_version(conn: Connection) -> int:
     return int(row[0] or 0)
 
 
-def migrate(conn: Connection) -> list[int]:
-    """Apply every missing migration inside the caller's transaction; returns the versions applied."""
+def known_version(conn: Connection, where: str = "the database") -> int:
+    """The schema version, refusing a database that a newer costhawk-mcp has migrated past ours.
+
+    Migrations only go forward: an older costhawk cannot know what a newer migration changed, so it
+    neither writes to such a file nor reads it (its queries might silently miss new columns' meaning).
+    """
+    have = current_version(conn)
+    if have > LATEST:
+        from costhawk_mcp import __version__
+
+        raise StoreError(
+            f"{where} was written by a newer costhawk-mcp (schema version {have}; this costhawk-mcp "
+            f"{__version__} knows versions up to {LATEST}); upgrade: pip install --upgrade costhawk-mcp "
+            "(or point --db / COSTHAWK_DB at another file)"
+        )
+    return have
+
+
+def migrate(conn: Connection, where: str = "the database") -> list[int]:
+    """Apply every missing migration inside the caller's transaction; returns the versions applied.
+
+    `where` names the database in the error raised when a newer costhawk-mcp wrote it.
+    """
+    have = known_version(conn, where)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    have = current_version(conn)
     applied: list[int] = []
     for migration in MIGRATIONS:
         if migration.version <= have:

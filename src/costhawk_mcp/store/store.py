@@ -19,7 +19,7 @@ from costhawk_mcp.pricing.catalog import Catalog
 from costhawk_mcp.store import pricing_sql
 from costhawk_mcp.store.bulk import bulk_insert
 from costhawk_mcp.store.db import Connection, Database, utcnow
-from costhawk_mcp.store.migrations import LATEST, current_version, migrate
+from costhawk_mcp.store.migrations import LATEST, known_version, migrate
 
 CATALOG_KEY = "catalog_fingerprint"
 
@@ -114,7 +114,7 @@ class Store:
         if not self.db.exists():
             return False
         with self.db.read() as conn:
-            if current_version(conn) != LATEST:
+            if known_version(conn, self.db.path) != LATEST:  # a newer costhawk's file is refused here
                 return False
             row = conn.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_KEY]).fetchone()
         return row is not None and row[0] == self.catalog.fingerprint
@@ -129,7 +129,7 @@ class Store:
             ).fetchone()
             if state[0] == LATEST and state[1] == self.catalog.fingerprint:
                 return
-        migrate(conn)
+        migrate(conn, self.db.path)
         row = conn.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_KEY]).fetchone()
         if row is None or row[0] != self.catalog.fingerprint:
             pricing_sql.refresh_rates(conn, self.catalog)
@@ -216,10 +216,17 @@ class Store:
         write lock), which skips the costly first-line-wins pass over every column.
         """
         first_line_wins = "" if unique else "QUALIFY row_number() OVER (PARTITION BY s.request_id ORDER BY s.line) = 1"
-        staged = int(conn.execute(f"SELECT count(*) FROM {staging}").fetchone()[0])
+        staged, max_tokens = conn.execute(
+            f"SELECT count(*), max(input_tokens + cached_input_tokens + cache_write_tokens + cache_write_1h_tokens "
+            f"+ output_tokens) FROM {staging}"
+        ).fetchone()
         models = [r[0] for r in conn.execute(f"SELECT DISTINCT model FROM {staging}").fetchall()]
         pricing_sql.resolve_models(conn, self.catalog, models)
         tier = pricing_sql.tier_sql("s.batch", "s.service_tier")
+        if pricing_sql.integer_pricing_exact(conn, max_tokens):  # the same cents, 20x cheaper arithmetic
+            rates, cost = pricing_sql.INTEGER_RATES, pricing_sql.integer_cost_sql("q", "p")
+        else:
+            rates, cost = "rates", pricing_sql.cost_sql("q", "p")
         conn.execute(
             f"""
             INSERT INTO requests
@@ -237,11 +244,11 @@ class Store:
                    q.api_key_id, q.key_name, q.project, q.user_id, q.query_id, q.feature,
                    q.input_tokens, q.cached_input_tokens, q.cache_write_tokens, q.cache_write_1h_tokens,
                    q.output_tokens, q.batch, q.service_tier, q.tier, q.latency_ms, q.status,
-                   q.reported_cost_usd, {pricing_sql.cost_sql("q", "p")}, ?
+                   q.reported_cost_usd, {cost}, ?
             FROM q
-            LEFT JOIN rates AS p ON {pricing_sql.rate_join_sql("q", "p")}
+            LEFT JOIN {rates} AS p ON {pricing_sql.rate_join_sql("q", "p")}
             """,
             [import_id],
         )
         inserted = int(conn.execute("SELECT count(*) FROM requests WHERE import_id = ?", [import_id]).fetchone()[0])
-        return MergeResult(import_id=import_id, inserted=inserted, duplicates=staged - inserted)
+        return MergeResult(import_id=import_id, inserted=inserted, duplicates=int(staged) - inserted)
