@@ -58,7 +58,7 @@ from costhawk_mcp.analytics.decompose import (
 from costhawk_mcp.analytics.window import MAX_DAYS, Period, make_period, parse_instant
 from costhawk_mcp.errors import InvalidArgument
 from costhawk_mcp.money import USD
-from costhawk_mcp.store import coverage, spend_queries
+from costhawk_mcp.store import spend_queries
 from costhawk_mcp.store.facts import FactFilter
 from costhawk_mcp.store.spend_queries import Components, OutlierRequest
 from costhawk_mcp.store.store import Store
@@ -366,8 +366,8 @@ def detect_anomalies(
     history = FactFilter(start=datetime.combine(history_start, time()), end=stop)
 
     with store.reading() as conn:
-        components = spend_queries.daily_components(conn, history, dimension)
-        first = spend_queries.first_day(conn, history)
+        # One scan of the history for whole days; single requests need their own (request logs only).
+        days_seen = spend_queries.history_scan(conn, history, dimension, scan_start=scan_start)
         outliers = spend_queries.outlier_requests(
             conn,
             scan,
@@ -377,9 +377,8 @@ def detect_anomalies(
             log_scale_floor=SPIKE_LOG_FLOOR,
             limit=limit,
         )
-        names = spend_queries.key_names(conn, history) if dimension == "api_key" else {}
-        uses = coverage.source_use(conn, scan)
-        unpriced = coverage.unpriced(conn, scan)
+    components, first, names = days_seen.components, days_seen.first_day, days_seen.key_names
+    uses, unpriced = days_seen.sources, days_seen.unpriced
 
     series: dict[str | None, _Series] = defaultdict(lambda: _Series({}, {}))
     totals: dict[date, Decimal] = defaultdict(Decimal)

@@ -32,7 +32,7 @@ from costhawk_mcp.analytics.window import Period, resolve_window
 from costhawk_mcp.money import USD, PerMTok, pct
 from costhawk_mcp.pricing.catalog import Catalog, ModelEntry, ServiceTier
 from costhawk_mcp.pricing.cost import TokenUsage, cost, parse_tier
-from costhawk_mcp.store import coverage, savings_queries
+from costhawk_mcp.store import savings_queries
 from costhawk_mcp.store.facts import FactFilter
 from costhawk_mcp.store.savings_queries import (
     CACHE_WARM_SECONDS,
@@ -962,10 +962,9 @@ def savings_opportunities(
     period = resolve_window(start, end, days, now=current_time)
     f = FactFilter(start=period.start, end=period.end)
     with store.reading() as conn:
-        ext: Extent = savings_queries.extent(conn, f)
-        slices = savings_queries.usage_slices(conn, f)
-        shapes = savings_queries.workload_shapes(conn, f)
-        groups = _groups(catalog, slices, shapes, savings_queries.workload_profiles(shapes))
+        scan = savings_queries.window_scan(conn, f)
+        ext: Extent = scan.extent
+        groups = _groups(catalog, scan.slices, scan.shapes, savings_queries.workload_profiles(scan.shapes))
         plans = {id(g): _cache_plan(g) for g in groups}
         # Counting 5-minute windows is the costly part: only for workloads that pass every other check.
         candidates = [
@@ -974,8 +973,7 @@ def savings_opportunities(
             if plans[id(g)] is not None and g.shape.log_requests
         ]
         windows = savings_queries.cache_windows(conn, f, candidates)
-        uses = coverage.source_use(conn, f)
-        unpriced = coverage.unpriced(conn, f)
+    uses, unpriced = scan.sources, scan.unpriced
     observed = observed_days(period, ext.first, current_time)
     scale = Decimal(MONTH_DAYS) / observed
 

@@ -10,7 +10,6 @@ compare with the previous period of equal length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -21,9 +20,9 @@ from costhawk_mcp.analytics.window import Period, resolve_window
 from costhawk_mcp.errors import InvalidArgument
 from costhawk_mcp.money import USD, pct
 from costhawk_mcp.pricing.catalog import PROVIDER_ALIASES, Catalog
-from costhawk_mcp.store import coverage, spend_queries
+from costhawk_mcp.store import spend_queries
 from costhawk_mcp.store.facts import FactFilter, Sources
-from costhawk_mcp.store.spend_queries import GroupTotals
+from costhawk_mcp.store.spend_queries import GroupTotals, PreviousGroup
 from costhawk_mcp.store.store import Store
 
 TIME_DIMENSIONS = ("day", "week", "month")
@@ -235,26 +234,20 @@ def spend_summary(
     )
     sources: Sources = "request_logs" if "feature" in dims else "auto"
     if time_dim is not None:
-        row_previous = replace(f, start=_shift_back(period.start, time_dim), end=_shift_back(period.end, time_dim))
+        row_previous = (_shift_back(period.start, time_dim), _shift_back(period.end, time_dim))
     else:
-        row_previous = replace(f, start=previous.start, end=previous.end)
+        row_previous = (previous.start, previous.end)
     with store.reading() as conn:
-        # One scan per window: groups and the grand total together (grouping sets).
-        current = spend_queries.grouped_totals(conn, f, dims, sources=sources, with_total=True)
-        before = spend_queries.grouped_totals(
-            conn, row_previous, dims, sources=sources, time_shift=time_dim, with_total=time_dim is None
+        # One scan of the window and the spans it compares with (plus one of latency, when any).
+        scan = spend_queries.summary(
+            conn, f, dims, sources=sources, row_previous=row_previous, previous=(previous.start, previous.end)
         )
-        if time_dim is not None:  # the rows' previous spans are not the previous period: total it apart
-            before += spend_queries.grouped_totals(
-                conn, replace(f, start=previous.start, end=previous.end), [], sources=sources
-            )
-        uses = coverage.source_use(conn, f, sources)
-        unpriced = coverage.unpriced(conn, f, sources)
+    current, before, uses, unpriced = scan.current, scan.previous, scan.sources, scan.unpriced
 
     total = next((g for g in current if g.is_total), None)
     total_spend = total.spend_usd if total else Decimal(0)
-    prev_total = next((g.spend_usd for g in before if g.is_total), Decimal(0))
-    previous_by_key = {g.keys: g for g in before if not g.is_total}
+    prev_total = scan.previous_total
+    previous_by_key = {g.keys: g for g in before}
     current_by_key = {g.keys: g for g in current if not g.is_total}
     keys = list(current_by_key)
     if time_dim is None:  # a group that stopped spending still shows, at zero
@@ -312,7 +305,7 @@ def _row(
     dims: list[str],
     key: tuple[object, ...],
     now: GroupTotals | None,
-    before: GroupTotals | None,
+    before: PreviousGroup | None,
     total_spend: Decimal,
     period: Period,
     time_dim: str | None,

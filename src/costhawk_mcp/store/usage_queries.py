@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from costhawk_mcp.store.coverage import SourceUse, Unpriced
 from costhawk_mcp.store.db import Connection
-from costhawk_mcp.store.facts import FactFilter, facts_cte
+from costhawk_mcp.store.facts import FactFilter, facts_cte, key_list_join
 
 _names = itertools.count()
 
@@ -103,23 +103,28 @@ def key_spend(conn: Connection, f: FactFilter, *, current_start: datetime, limit
                sum(input_tokens) AS input_tokens,
                sum(output_tokens) AS output_tokens,
                arg_max(key_name, ts) FILTER (WHERE key_name IS NOT NULL) AS key_name,
-               max(ts) FILTER (WHERE key_name IS NOT NULL) AS named_at
+               max(ts) FILTER (WHERE key_name IS NOT NULL) AS named_at,
+               arg_max_null(key_name, ts) AS last_name,
+               max(ts) AS last_at
         FROM facts
         GROUP BY ALL"""
     with _scratch(conn, grouped, [*params, current_start]) as t:
         rows = conn.execute(
             f"""
             WITH k AS (
-                SELECT provider, api_key_id,
+                SELECT s.provider, s.api_key_id,
                        sum(cost) FILTER (WHERE cur) AS cost,
                        coalesce(sum(requests) FILTER (WHERE cur), 0) AS requests,
                        coalesce(sum(unpriced) FILTER (WHERE cur), 0) AS unpriced,
                        coalesce(sum(input_tokens) FILTER (WHERE cur), 0) AS input_tokens,
                        coalesce(sum(output_tokens) FILTER (WHERE cur), 0) AS output_tokens,
                        sum(cost) FILTER (WHERE NOT cur) AS previous_cost,
-                       arg_max(key_name, named_at) AS key_name
-                FROM {t} WHERE api_key_id IS NOT NULL
-                GROUP BY provider, api_key_id
+                       -- The latest fact's name, a logged one before the provider's key list (facts.py).
+                       CASE WHEN any_value(n.name) IS NOT NULL
+                            THEN coalesce(arg_max_null(last_name, last_at), any_value(n.name))
+                            ELSE arg_max(key_name, named_at) END AS key_name
+                FROM {t} AS s {key_list_join("s", "n")} WHERE s.api_key_id IS NOT NULL
+                GROUP BY s.provider, s.api_key_id
                 HAVING bool_or(cur)
             ),
             by_model AS (
