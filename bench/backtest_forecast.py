@@ -23,7 +23,7 @@ import argparse
 import math
 import random
 import statistics
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from costhawk_mcp.analytics.forecast import forecast_series
 
@@ -62,6 +62,9 @@ def from_db(path: str) -> tuple[list[float], date]:
     if not rows:
         raise SystemExit(f"{path}: no priced usage")
     by_day = {d: float(v) for d, _, v in rows}
+    by_day.pop(datetime.now(timezone.utc).date(), None)  # today is not over: forecast_spend leaves it out too
+    if not by_day:
+        raise SystemExit(f"{path}: no priced usage before today")
     first, last = min(by_day), max(by_day)
     return [by_day.get(first + timedelta(days=i), 0.0) for i in range((last - first).days + 1)], first
 

@@ -174,6 +174,8 @@ async def test_budget_tools_say_they_write(test_catalog: Path, settings: Setting
     [
         ("set_budget", {"scope": "org", "amount_usd": -5}, "amount_usd"),
         ("set_budget", {"scope": "org", "amount_usd": 0}, "amount_usd"),
+        # regression (fuzzing): 1e-30 was accepted and stored as a $0.00 budget
+        ("set_budget", {"scope": "org", "amount_usd": "1e-30"}, "amount_usd"),
         ("set_budget", {"scope": "provider", "amount_usd": 5}, "scope_id"),
         ("set_budget", {"scope": "org", "scope_id": "x", "amount_usd": 5}, "scope_id"),
         ("set_budget", {"scope": "team", "scope_id": "x", "amount_usd": 5}, "scope"),
@@ -186,3 +188,17 @@ async def test_bad_arguments_are_tool_errors_naming_the_field(
     test_catalog: Path, settings: Settings, tool: str, args: dict[str, object], field: str
 ) -> None:
     assert field in await call_error(settings, tool, args)
+
+
+@pytest.mark.anyio
+async def test_a_tiny_run_rate_against_a_huge_budget_never_runs_out_instead_of_overflowing(
+    test_catalog: Path, settings: Settings
+) -> None:
+    # Regression (fuzzing): the run-out date was computed before comparing it with the period end, so a
+    # $1e12 budget against $0.00000002 a week asked for a date 3.5e20 days away: OverflowError, an internal error.
+    # One test-embed request of 1 token at $0.02 per million = $0.00000002 on 2026-11-09.
+    insert(settings, [req(date(2026, 11, 9), "test-embed", input_tokens=1)])
+    await call(settings, "set_budget", {"scope": "org", "amount_usd": 1_000_000_000_000})
+    status = (await call(settings, "budget_status", {"as_of": "2026-11-10"}))["budgets"][0]
+    assert status["spent_usd"] == D("0.00000002")
+    assert status["runs_out_on"] is None

@@ -151,3 +151,28 @@ async def test_an_unknown_model_is_a_readable_error(test_catalog: Path, settings
 async def test_throughput_must_be_positive(test_catalog: Path, settings: Settings) -> None:
     text = await call_error(settings, "selfhost_breakeven", {"model": "test-gpt", "tokens_per_second": 0})
     assert "tokens_per_second" in text
+
+
+async def test_extreme_inputs_are_bounded_and_huge_results_still_serialise(
+    test_catalog: Path, settings: Settings
+) -> None:
+    # Regression (fuzzing): 5e-324 tokens/s made the dollar figures overflow the decimal context, a bare
+    # "Error executing tool" crash. Throughput is now at least 1 token/s and volume at most 1e15 tokens/day.
+    text = await call_error(settings, "selfhost_breakeven", {"model": "test-gpt", "tokens_per_second": 5e-324})
+    assert "tokens_per_second" in text and "greater than or equal to 1" in text
+    text = await call_error(settings, "selfhost_breakeven", {"model": "test-gpt", "tokens_per_day": 10**16})
+    assert "tokens_per_day" in text
+    # The largest allowed volume on the slowest, dearest deployment: 1,024 GPUs x $1,000/h x 24 h = $24,576,000
+    # a day for 1 token/s x 86,400 s = 86,400 tokens a day; 1e15 tokens need ceil(1e15 / 86,400) =
+    # 11,574,074,075 deployments = $284,444,444,467,200,000 a day, far beyond a float's nano-dollars.
+    result = await call(
+        settings,
+        "selfhost_breakeven",
+        {"model": "test-gpt", "tokens_per_day": 10**15, "tokens_per_second": 1, "gpus": 1024, "gpu_hourly_usd": 1000},
+    )
+    hosted = result["self_hosted"]
+    assert hosted["deployments_needed"] == 11_574_074_075
+    assert hosted["usd_per_day"] == pytest.approx(284_444_444_467_200_000, rel=1e-12)
+    # $24,576,000 / 86,400 tokens x 1,000,000 = $284,444,444.44 per million tokens at full load
+    assert hosted["usd_per_mtok_at_full_load"] == pytest.approx(284_444_444.4444, rel=1e-12)
+    assert "$284,444,444.44 per million tokens" in result["verdict"]

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from mcp import StdioServerParameters, stdio_client
+from mcp import stdio_client
 from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from costhawk_mcp.cli import main
 from costhawk_mcp.config import ENV_VARS
-from transport_support import ACCEPT, INITIALIZE, assert_no_traceback, running_server, serve_command
+from transport_support import ACCEPT, INITIALIZE, assert_no_traceback, running_server, stdio_params
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("test_catalog")]
 
@@ -49,18 +49,8 @@ async def exercise(client: Client) -> None:
 
 
 async def test_stdio_server_speaks_only_protocol_on_stdout(tmp_path: Path, isolated_env: Path) -> None:
-    command = serve_command("stdio")
-    params = StdioServerParameters(
-        command=command[0],
-        args=command[1:],
-        env={
-            "COSTHAWK_HOME": str(isolated_env),
-            "TIKTOKEN_CACHE_DIR": str(tmp_path / "empty-tiktoken-cache"),
-            # every logger at DEBUG: all of it must go to stderr, none to the protocol on stdout
-            "COSTHAWK_LOG_LEVEL": "DEBUG",
-            "PYTHONUNBUFFERED": "1",
-        },
-    )
+    # every logger at DEBUG: all of it must go to stderr, none to the protocol on stdout
+    params = stdio_params(isolated_env, tmp_path / "empty-tiktoken-cache", COSTHAWK_LOG_LEVEL="DEBUG")
     stray: list[Any] = []  # anything on stdout that is not JSON-RPC reaches the client as an exception
 
     async def on_message(message: Any) -> None:

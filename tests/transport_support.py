@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp import StdioServerParameters
+
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -45,6 +47,14 @@ def serve_command(transport: str, port: int | None = None) -> list[str]:
     if port is not None:
         command += ["--host", "127.0.0.1", "--port", str(port)]
     return command
+
+
+def stdio_params(home: Path, tiktoken_cache: Path, **env: str) -> StdioServerParameters:
+    """`costhawk-mcp serve` over stdio with `home` as its costhawk home, an empty tiktoken cache (so a
+    download would show) and unbuffered output, plus `env`."""
+    command = serve_command("stdio")
+    base = {"COSTHAWK_HOME": str(home), "TIKTOKEN_CACHE_DIR": str(tiktoken_cache), "PYTHONUNBUFFERED": "1"}
+    return StdioServerParameters(command=command[0], args=command[1:], env={**base, **env})
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

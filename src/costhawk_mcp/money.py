@@ -17,7 +17,11 @@ _NANO = Decimal("1e-9")
 
 
 def _to_number(value: Decimal) -> float:
-    return float(value.quantize(_NANO, rounding=ROUND_HALF_EVEN)) if value.is_finite() else float(value)
+    # From 1e15 up a float cannot show nano-dollars anyway, and quantizing a huge amount to 1e-9 would
+    # overflow the decimal context (InvalidOperation) instead of serialising.
+    if not value.is_finite() or value.adjusted() >= 15:
+        return float(value)
+    return float(value.quantize(_NANO, rounding=ROUND_HALF_EVEN))
 
 
 USD = Annotated[

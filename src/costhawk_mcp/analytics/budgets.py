@@ -31,6 +31,7 @@ PERIODS = ("month", "week", "day")
 LEVELS = (50, 80, 100)
 RUN_RATE_DAYS = 7
 MAX_AMOUNT = Decimal("1e12")
+MIN_AMOUNT = Decimal("0.01")  # one cent: anything smaller is shown, and stored, as a $0.00 budget
 PROJECTION_METHOD = (
     "spent so far + run rate × days left, where the run rate is the average daily spend of the last 7 days "
     "before the moment of evaluation (fewer days when the scope's data is younger)"
@@ -153,6 +154,8 @@ def _validate(scope: str, scope_id: str | None, amount_usd: Decimal, period: str
         raise InvalidArgument("amount_usd", f"expected a number of dollars, got {amount_usd!r}") from None
     if not amount.is_finite() or amount <= 0:
         raise InvalidArgument("amount_usd", f"must be more than 0, got {amount_usd}")
+    if amount < MIN_AMOUNT:
+        raise InvalidArgument("amount_usd", f"must be at least {MIN_AMOUNT} (one cent), got {amount_usd}")
     if amount > MAX_AMOUNT:
         raise InvalidArgument("amount_usd", f"must be at most {MAX_AMOUNT:,.0f}, got {amount_usd}")
     if scope == "org":
@@ -294,9 +297,8 @@ def _status(conn: Connection, row: BudgetRow, moment: datetime) -> BudgetStatus:
     projected = spent + rate * days_left
     if spent >= amount:
         runs_out = levels[-1].crossed_on
-    elif rate > 0:
-        out_at = moment + timedelta(days=float((amount - spent) / rate))
-        runs_out = out_at.date() if out_at < end else None
+    elif rate > 0 and (amount - spent) / rate < days_left:  # compared first: a tiny rate would overflow a date
+        runs_out = (moment + timedelta(days=float((amount - spent) / rate))).date()
     else:
         runs_out = None
     if first is None:

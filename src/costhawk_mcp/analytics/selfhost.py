@@ -14,7 +14,7 @@ redundancy, idle capacity for peaks) is left out and said so.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -357,4 +357,6 @@ def selfhost_breakeven(
 def _short(amount: Decimal) -> str:
     """Dollars for a sentence: cents from a dollar up, four decimals below (halves rounded up)."""
     places = Decimal("0.01") if abs(amount) >= 1 else Decimal("0.0001")
-    return f"{amount.quantize(places, rounding=ROUND_HALF_UP):,}"
+    with localcontext() as context:  # enough digits for absurd inputs (1e-300 tokens/s) not to overflow
+        context.prec = max(context.prec, amount.adjusted() + 6)
+        return f"{amount.quantize(places, rounding=ROUND_HALF_UP):,}"

@@ -81,7 +81,8 @@ def render_cost_per_query(r: dict[str, Any]) -> list[str]:
     top = (r.get("most_expensive") or [])[:3]
     for q in top:
         lines.append(
-            f"  costliest query {q['query_id']}: {usd(q['cost_usd'])} over {q['calls']} calls "
+            f"  costliest query {q['query_id'] or 'request ' + str(q['request_id'])}: {usd(q['cost_usd'])} "
+            f"over {q['calls']} calls "
             f"({', '.join(q.get('models') or [])})"
         )
     return [*lines, *_unpriced(r), f"  {_sources(r)}"]

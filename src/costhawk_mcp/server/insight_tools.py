@@ -56,14 +56,16 @@ def register(mcp: MCPServer, app: App) -> None:
         model: Annotated[str, Field(description="the API model to compare, e.g. 'gpt-4o' or 'claude-sonnet-4-5'")],
         tokens_per_day: Annotated[
             int | None,
-            Field(ge=1, description="input + output tokens per day (default: your last 30 days on this model)"),
+            Field(
+                ge=1, le=10**15, description="input + output tokens per day (default: your last 30 days on this model)"
+            ),
         ] = None,
         gpu_hourly_usd: Annotated[
             float | None, Field(gt=0, le=1000, description="USD per GPU-hour (default 2.50, an on-demand H100)")
         ] = None,
         tokens_per_second: Annotated[
             float | None,
-            Field(gt=0, le=10_000_000, description="tokens/s one deployment serves at full load (default 5000)"),
+            Field(ge=1, le=10_000_000, description="tokens/s one deployment serves at full load (default 5000)"),
         ] = None,
         gpus: Annotated[int | None, Field(ge=1, le=1024, description="GPUs per deployment (default 2)")] = None,
     ) -> SelfhostResult:

@@ -25,6 +25,10 @@ log = logging.getLogger("costhawk_mcp.server")
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Idle HTTP connections stay open longer than clients keep theirs (httpx, so the MCP SDK: 5 s; Node: 4-5 s).
+# With uvicorn's default of 5 s both sides expire together, and a busy client reuses a connection the
+# server is closing at that moment: the request dies with a ReadError (seen under load, about 1 in 500 calls).
+KEEP_ALIVE_S = 65
 
 
 class BearerAuth:
@@ -122,5 +126,12 @@ def serve(
     app = http_app(mcp, settings, transport, host, allow_remote)
     if host not in LOOPBACK:
         log.warning("costhawk is listening beyond loopback on %s:%d", host, port)
-    config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
     uvicorn.Server(config).run()

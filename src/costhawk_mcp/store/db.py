@@ -102,21 +102,25 @@ _STALE_INTENT_S = 120.0
 
 
 def _writer_alive(intent: Path) -> bool:
-    """True while the process that wrote an intent file runs (and the file is recent)."""
+    """True while the process that wrote an intent file runs (and the file is recent).
+
+    The file of a writer that no longer exists (killed while it waited) is removed: nobody else would.
+    """
     try:
         pid = int(intent.read_text(encoding="utf-8"))
         fresh = time.time() - intent.stat().st_mtime < _STALE_INTENT_S
     except (OSError, ValueError):
-        return False
-    if not fresh:
-        return False
+        return False  # (a file being written is empty for a moment: ignored, never removed)
+    if os.name != "posix":  # os.kill(pid, 0) only probes on POSIX
+        return fresh
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
+        intent.unlink(missing_ok=True)
         return False
     except PermissionError:
-        return True
-    return True
+        return fresh
+    return fresh
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -139,6 +143,7 @@ class Database:
         self._rw = _ReadersWriterLock()
         self._memory: Connection | None = None
         self._memory_lock = threading.RLock()
+        self._complete_seen = False  # a read checked the file's length once (every write checks)
 
     @property
     def in_memory(self) -> bool:
@@ -159,9 +164,17 @@ class Database:
         with self._rw.read():
             conn = self._open(read_only=True)
             try:
+                if not self._complete_seen:
+                    self._check_complete(conn)
+                    self._complete_seen = True
                 yield conn
+            except Exception as exc:
+                damage = self._damage(exc)
+                if damage is None:
+                    raise
+                raise damage from exc
             finally:
-                conn.close()
+                _quietly(conn.close)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -177,18 +190,25 @@ class Database:
                 cursor.execute("COMMIT")
             return
         with self._rw.write():
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._make_folder()
             conn = self._open(read_only=False)
             try:
-                conn.execute("BEGIN TRANSACTION")
                 try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                    self._check_complete(conn)  # never write into a file that is missing blocks
+                    conn.execute("BEGIN TRANSACTION")
+                    try:
+                        yield conn
+                    except BaseException:
+                        _quietly(lambda: conn.execute("ROLLBACK"))  # a failed ROLLBACK must not hide why
+                        raise
+                    conn.execute("COMMIT")
+                except Exception as exc:
+                    damage = self._damage(exc)
+                    if damage is None:
+                        raise
+                    raise damage from exc
             finally:
-                conn.close()
+                _quietly(conn.close)
 
     @contextmanager
     def _memory_cursor(self) -> Iterator[Connection]:
@@ -238,6 +258,57 @@ class Database:
             if intent is not None:
                 intent.unlink(missing_ok=True)
 
+    def _make_folder(self) -> None:
+        folder = Path(self.path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder {folder} for the database {self.path}: {exc.strerror or exc}; "
+                "point --db / COSTHAWK_DB at a writable location"
+            ) from exc
+
+    def _check_complete(self, conn: Connection) -> None:
+        """Refuse a file cut short (an interrupted copy, a full disk): DuckDB opens it and only fails
+        when a query reaches a missing block, and would meanwhile write into it.
+
+        Only the blocks in use are counted: DuckDB trims free blocks off the end of the file, so the
+        file may be shorter than `total_blocks` says, but never shorter than its used blocks.
+        """
+        block_size, used = conn.execute(
+            "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = current_database()"
+        ).fetchone()
+        expected = _BLOCK_START + int(used) * int(block_size)
+        try:
+            actual = os.path.getsize(self.path)
+        except OSError:
+            return  # gone since it was opened: the next statement says so
+        if used and actual < expected:
+            raise StoreError(
+                _explain_open_error(
+                    self.path,
+                    f"the file has {actual:,} bytes, less than the {expected:,} its blocks in use need",
+                    damaged=True,
+                )
+            )
+
+    def _damage(self, exc: BaseException) -> StoreError | None:
+        """A clear StoreError when `exc` (or what it was raised while handling) says the file itself is
+        unusable: damaged, truncated, unwritable or out of space. None for anything else (a bug)."""
+        import duckdb
+
+        seen: BaseException | None = exc
+        for _ in range(5):  # a failed statement's error is often the context of a later "transaction aborted"
+            if seen is None or isinstance(seen, StoreError):
+                return None
+            if isinstance(seen, duckdb.Error):
+                text = str(seen)
+                about_file = isinstance(seen, (duckdb.IOException, duckdb.FatalException)) and self.path in text
+                if about_file or any(mark in text for mark in _DAMAGE_MARKS):
+                    return StoreError(_explain_open_error(self.path, seen))
+            seen = seen.__cause__ or seen.__context__
+        return None
+
     def _busy(self) -> StoreBusy:
         return StoreBusy(
             f"the database {self.path} is busy: another costhawk process (a server, import or sync) "
@@ -276,13 +347,45 @@ class Database:
                 self._memory = None
 
 
-def _explain_open_error(path: str, exc: Exception) -> str:
+# DuckDB's file header and its two database headers precede the first block of a database file.
+_BLOCK_START = 3 * 4096
+
+# Error texts that mean the database file itself is damaged, whatever the statement was.
+_DAMAGE_MARKS = (
+    "Corrupt database file",
+    "checksum",
+    "Could not read enough bytes",
+    "not a valid DuckDB database",
+    "database has been invalidated",
+)
+
+
+def _quietly(action: Any) -> None:
+    """Run a cleanup step whose own failure must not replace the error being raised."""
+    try:
+        action()
+    except Exception as exc:  # the original error (or a clean exit) matters more
+        log.debug("cleanup failed: %s", exc)
+
+
+def _explain_open_error(path: str, exc: Exception | str, *, damaged: bool = False) -> str:
+    """One line saying what is wrong with the database file and what to do about it."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text.lower():
+    lowered = text.lower()
+    if Path(path).is_dir():
         return (
-            f"{path} is not a readable costhawk database ({text}). Move it aside and run "
-            "`costhawk-mcp import` or `sync` again to rebuild it, or point --db / COSTHAWK_DB elsewhere."
+            f"{path} is a directory, not a costhawk database file; point --db / COSTHAWK_DB at a file "
+            "(it is created when missing), or move the directory away"
         )
-    if "Permission denied" in text or "Read-only file system" in text:
-        return f"cannot open {path}: permission denied; point --db / COSTHAWK_DB at a writable location"
-    return f"cannot open the database {path}: {text}"
+    if damaged or any(mark.lower() in lowered for mark in _DAMAGE_MARKS) or "corrupt" in lowered:
+        what = "not a DuckDB file at all" if "not a valid DuckDB database" in text else "damaged or truncated"
+        return (
+            f"{path} is not a readable costhawk database: it is {what} ({text}). Move it aside (keep it if you "
+            "want to inspect it) and run `costhawk-mcp import` or `sync` again to rebuild it, or point --db / "
+            "COSTHAWK_DB elsewhere."
+        )
+    if "permission denied" in lowered or "read-only file system" in lowered:
+        return f"cannot open {path}: permission denied; fix its permissions or point --db / COSTHAWK_DB at a writable location"
+    if "no space left" in lowered:
+        return f"cannot write {path}: no space left on the device; nothing was written, free some space and try again"
+    return f"cannot use the database {path}: {text}"
