@@ -224,21 +224,20 @@ OPENAI_RESULT_FIELDS: dict[str, str | dict[str, str]] = {
         _COUNT,
     ),
 }
+# Every dimension of an Anthropic usage result: all are text, and all are part of its upsert key.
+_ANTHROPIC_DIMS = (
+    "api_key_id",
+    "workspace_id",
+    "model",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "account_id",
+    "service_account_id",
+    "speed",
+)
 ANTHROPIC_RESULT_FIELDS: dict[str, str | dict[str, str]] = {
-    **dict.fromkeys(
-        (
-            "api_key_id",
-            "workspace_id",
-            "model",
-            "service_tier",
-            "context_window",
-            "inference_geo",
-            "account_id",
-            "service_account_id",
-            "speed",
-        ),
-        _TEXT,
-    ),
+    **dict.fromkeys(_ANTHROPIC_DIMS, _TEXT),
     **dict.fromkeys(("uncached_input_tokens", "cache_read_input_tokens", "output_tokens"), _COUNT),
     "cache_creation": {"ephemeral_5m_input_tokens": _COUNT, "ephemeral_1h_input_tokens": _COUNT},
     "server_tool_use": {"web_search_requests": _COUNT},
@@ -369,20 +368,7 @@ _ANTHROPIC_TIER = (
 )
 _WRITE_5M, _WRITE_1H = "r.cache_creation.ephemeral_5m_input_tokens", "r.cache_creation.ephemeral_1h_input_tokens"
 _ANTHROPIC: dict[str, str] = {
-    "dims_key": _dims_key_sql(
-        f"r.{d}"
-        for d in (
-            "api_key_id",
-            "workspace_id",
-            "model",
-            "service_tier",
-            "context_window",
-            "inference_geo",
-            "account_id",
-            "service_account_id",
-            "speed",
-        )
-    ),
+    "dims_key": _dims_key_sql(f"r.{d}" for d in _ANTHROPIC_DIMS),
     "project_id": "NULL",
     "workspace_id": "r.workspace_id",
     "api_key_id": "r.api_key_id",

@@ -9,38 +9,13 @@ parameters; f-strings splice only the fixed fragments of this module and of fact
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from costhawk_mcp.store.coverage import SourceUse, Unpriced
+from costhawk_mcp.store.coverage import SourceUse, Unpriced, scratch, source_use_in
 from costhawk_mcp.store.db import Connection
 from costhawk_mcp.store.facts import FactFilter, facts_cte, key_list_join
-
-_names = itertools.count()
-
-
-@contextmanager
-def _scratch(conn: Connection, select_sql: str, params: list[object]) -> Iterator[str]:
-    """A TEMP table holding `select_sql`'s rows for the duration of the block (private to `conn`)."""
-    name = f"usage_scratch_{next(_names)}"
-    conn.execute(f"CREATE TEMP TABLE {name} AS {select_sql}", params)
-    try:
-        yield name
-    finally:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _source_use(conn: Connection, table: str, where: str = "true") -> list[SourceUse]:
-    """`coverage.source_use` over a scratch table with source, provider, day and requests columns."""
-    rows = conn.execute(
-        f"SELECT source, provider, count(DISTINCT day), min(day), max(day), sum(requests) FROM {table}"
-        f" WHERE {where} GROUP BY source, provider ORDER BY source, provider"
-    ).fetchall()
-    return [SourceUse(r[0], r[1], int(r[2]), r[3], r[4], int(r[5] or 0)) for r in rows]
 
 
 def _unpriced(conn: Connection, table: str, where: str = "true") -> Unpriced:
@@ -108,7 +83,7 @@ def key_spend(conn: Connection, f: FactFilter, *, current_start: datetime, limit
                max(ts) AS last_at
         FROM facts
         GROUP BY ALL"""
-    with _scratch(conn, grouped, [*params, current_start]) as t:
+    with scratch(conn, grouped, [*params, current_start]) as t:
         rows = conn.execute(
             f"""
             WITH k AS (
@@ -166,7 +141,7 @@ def key_spend(conn: Connection, f: FactFilter, *, current_start: datetime, limit
             FROM {t}
             """
         ).fetchone()
-        sources = _source_use(conn, t, "cur")
+        sources = source_use_in(conn, t, "cur")
         unpriced = _unpriced(conn, t, "cur")
     return KeyReport(
         keys=[
@@ -322,7 +297,7 @@ def query_costs(
         FROM facts
         GROUP BY query_id, CASE WHEN query_id IS NULL THEN request_id END
         HAVING {" AND ".join(having)}"""
-    with _scratch(conn, per_query, [*params, start, end, *having_params]) as t:
+    with scratch(conn, per_query, [*params, start, end, *having_params]) as t:
         s = conn.execute(
             f"""
             SELECT count(*), count(*) FILTER (WHERE unpriced = 0), count(*) FILTER (WHERE unpriced > 0),
@@ -551,7 +526,7 @@ def swap_traffic(
                {over_sql[0]} AS over_expected, {over_sql[1]} AS over_low, {over_sql[2]} AS over_high
         FROM facts
         GROUP BY ALL"""
-    with _scratch(conn, grouped, [*params, *band_params, *over_params]) as t:
+    with scratch(conn, grouped, [*params, *band_params, *over_params]) as t:
         rows = conn.execute(
             f"""
             SELECT source, provider, day, tier, lc_expected, lc_low, lc_high, sum(requests), sum(request_log_requests),
@@ -564,7 +539,7 @@ def swap_traffic(
         over = conn.execute(
             f"SELECT coalesce(sum(over_expected), 0), coalesce(sum(over_low), 0), coalesce(sum(over_high), 0) FROM {t}"
         ).fetchone()
-        sources = _source_use(conn, t)
+        sources = source_use_in(conn, t)
         unpriced = _unpriced(conn, t)
     return SwapTraffic(
         groups=[

@@ -28,9 +28,12 @@ from costhawk_mcp.sync.base import (
     Endpoint,
     FetchedPage,
     Lenient,
+    LenientList,
+    LenientPage,
     Names,
     Text,
     Wire,
+    WirePage,
     checked,
     decode,
     dims_key,
@@ -86,10 +89,8 @@ class UsageBucket(Wire):
     results: list[UsageResult] = msgspec.field(default_factory=list)
 
 
-class UsagePage(Wire):
+class UsagePage(WirePage):
     data: list[UsageBucket] = msgspec.field(default_factory=list)
-    has_more: bool = False
-    next_page: str | None = None
 
 
 class BucketTimes(Wire):
@@ -97,12 +98,10 @@ class BucketTimes(Wire):
     ending_at: datetime
 
 
-class UsageEnvelope(Wire):
+class UsageEnvelope(WirePage):
     """What pagination needs of a usage page: its buckets' times and the cursor (results skipped)."""
 
     data: list[BucketTimes] = msgspec.field(default_factory=list)
-    has_more: bool = False
-    next_page: str | None = None
 
 
 _PAGE = msgspec.json.Decoder(UsagePage)
@@ -128,10 +127,8 @@ class CostBucket(Lenient):
     results: list[CostResult] = Field(default_factory=list)
 
 
-class CostPage(Lenient):
+class CostPage(LenientPage):
     data: list[CostBucket] = Field(default_factory=list)
-    has_more: bool = False
-    next_page: str | None = None
 
 
 class ApiKey(Lenient):
@@ -143,10 +140,8 @@ class ApiKey(Lenient):
     created_at: datetime | None = None
 
 
-class ApiKeyList(Lenient):
+class ApiKeyList(LenientList):
     data: list[ApiKey] = Field(default_factory=list)
-    has_more: bool = False
-    last_id: str | None = None
 
 
 class Workspace(Lenient):
@@ -155,10 +150,8 @@ class Workspace(Lenient):
     archived_at: datetime | None = None
 
 
-class WorkspaceList(Lenient):
+class WorkspaceList(LenientList):
     data: list[Workspace] = Field(default_factory=list)
-    has_more: bool = False
-    last_id: str | None = None
 
 
 _USAGE_WHERE = "Anthropic /v1/organizations/usage_report/messages"

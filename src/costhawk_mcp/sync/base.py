@@ -37,6 +37,20 @@ class Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class LenientPage(Lenient):
+    """A cost report page's cursor fields."""
+
+    has_more: bool = False
+    next_page: str | None = None
+
+
+class LenientList(Lenient):
+    """A key, project or workspace list page's cursor fields (these lists page by last id)."""
+
+    has_more: bool = False
+    last_id: str | None = None
+
+
 # Usage pages are the bulk of a sync, so they are validated with msgspec (about twice as fast as
 # pydantic, and strict by default) into these field types. They are parsed again by DuckDB in the
 # store (`sync_store.USAGE_FORMATS`), so a value must mean the same to both: a JSON integer that
@@ -50,6 +64,13 @@ Text = str
 
 class Wire(msgspec.Struct, gc=False):
     """Base of the usage page models (msgspec): unknown fields ignored, missing optional ones None."""
+
+
+class WirePage(Wire):
+    """A usage page's cursor fields (both providers' report endpoints page the same way)."""
+
+    has_more: bool = False
+    next_page: str | None = None
 
 
 WireT = TypeVar("WireT", bound=Wire)

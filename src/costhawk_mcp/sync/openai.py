@@ -28,9 +28,12 @@ from costhawk_mcp.sync.base import (
     FetchedPage,
     Flag,
     Lenient,
+    LenientList,
+    LenientPage,
     Names,
     Text,
     Wire,
+    WirePage,
     checked,
     decode,
     dims_key,
@@ -101,10 +104,8 @@ class UsageBucket(Wire):
     results: list[UsageResult] = msgspec.field(default_factory=list)
 
 
-class UsagePage(Wire):
+class UsagePage(WirePage):
     data: list[UsageBucket] = msgspec.field(default_factory=list)
-    has_more: bool = False
-    next_page: str | None = None
 
 
 class BucketTimes(Wire):
@@ -112,12 +113,10 @@ class BucketTimes(Wire):
     end_time: int
 
 
-class UsageEnvelope(Wire):
+class UsageEnvelope(WirePage):
     """What pagination needs of a usage page: its buckets' times and the cursor (results skipped)."""
 
     data: list[BucketTimes] = msgspec.field(default_factory=list)
-    has_more: bool = False
-    next_page: str | None = None
 
 
 _PAGE = msgspec.json.Decoder(UsagePage)
@@ -143,10 +142,8 @@ class CostBucket(Lenient):
     results: list[CostResult] = Field(default_factory=list)
 
 
-class CostPage(Lenient):
+class CostPage(LenientPage):
     data: list[CostBucket] = Field(default_factory=list)
-    has_more: bool = False
-    next_page: str | None = None
 
 
 class Project(Lenient):
@@ -156,10 +153,8 @@ class Project(Lenient):
     archived_at: int | None = None
 
 
-class ProjectList(Lenient):
+class ProjectList(LenientList):
     data: list[Project] = Field(default_factory=list)
-    has_more: bool = False
-    last_id: str | None = None
 
 
 class ProjectKey(Lenient):
@@ -170,10 +165,8 @@ class ProjectKey(Lenient):
     owner_project_access: str | None = None
 
 
-class ProjectKeyList(Lenient):
+class ProjectKeyList(LenientList):
     data: list[ProjectKey] = Field(default_factory=list)
-    has_more: bool = False
-    last_id: str | None = None
 
 
 def _usage_where(kind: str) -> str:
