@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -190,7 +191,7 @@ def render_forecast(r: dict[str, Any]) -> list[str]:
     lines = [
         f"  next {r['horizon_days']} days: {usd(t['expected_usd'])} expected "
         f"(80% range {usd(t['low_usd'])}–{usd(t['high_usd'])}); last 7 days cost {usd(r['last_7_days_spend_usd'])}",
-        f"  method: {r['method'][:150]}",
+        f"  method: {_shorten(r['method'], 150)}",
     ]
     lines.extend(
         f"  {g['group']:<20} {usd(g['total']['expected_usd'])} ({usd(g['total']['low_usd'])}–{usd(g['total']['high_usd'])})"
@@ -296,3 +297,8 @@ async def run_session(db_path: str, out: TextIO = sys.stdout, steps: tuple[Step,
             for line in step.render(result.structured_content):
                 print(line, file=out)
     return failures
+
+
+def _shorten(text: str, width: int) -> str:
+    """The first clause(s) of a long explanation, cut at a word, with an ellipsis when cut."""
+    return textwrap.shorten(text, width, placeholder=" …")
