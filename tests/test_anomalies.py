@@ -19,13 +19,13 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from tests.spend_support import D, call, call_error, days, insert, req, session, synced_day
 
 from costhawk_mcp.analytics.decompose import CLASSES, ModelUsage, decompose, q9
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
 from costhawk_mcp.store.store import RequestRow
 from costhawk_mcp.store.sync_store import Page, write_batch
+from spend_support import D, call, call_error, days, insert, req, session, synced_day
 
 PLANTED = date(2026, 11, 18)
 HISTORY = days(date(2026, 10, 17), 35)  # 10-17 … 11-20

@@ -11,10 +11,10 @@ import pytest
 from mcp import MCPError
 from mcp.client import Client
 from mcp.types import INVALID_PARAMS
-from tests.spend_support import call_error
 
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.build import build_server
+from spend_support import call_error
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("test_catalog")]
 

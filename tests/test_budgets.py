@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 from mcp.client import Client
-from tests.spend_support import D, call, call_error, insert, req, session
 
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.build import build_server
+from spend_support import D, call, call_error, insert, req, session
 
 GPT_DAYS = {
     date(2026, 10, 31): 1_000_000,

@@ -15,10 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.spend_support import call, call_error, insert, req
 
 from costhawk_mcp.config import Settings
 from costhawk_mcp.store.store import RequestRow
+from spend_support import call, call_error, insert, req
 
 FIRST = date(2026, 9, 7)
 HISTORY_DAYS = 56
