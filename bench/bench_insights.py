@@ -23,14 +23,12 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
-from bench_usage_tools import OUT, Recorder, build_store, open_read_only, p50, run_statements
+from bench_usage_tools import OUT, build_store, open_read_only, p50, record_calls, run_statements
 
 RATIO_GOAL = 1.5  # tool p50 ≤ RATIO_GOAL × bare SQL p50 + the protocol overhead
 GOAL_SECONDS = 2.0  # each call's p50 on a quiet machine
@@ -72,25 +70,7 @@ def call_analytics(store: Any, catalog: Any, tool: str, args: dict[str, Any]) ->
 
 def record_statements(path: Path, tool: str, args: dict[str, Any]) -> list[tuple[str, list[object]]]:
     """The SQL statements (with parameters) one call runs, captured below the analytics layer."""
-    from costhawk_mcp.pricing.catalog import load_catalog
-    from costhawk_mcp.store.db import Database
-    from costhawk_mcp.store.store import Store
-
-    recorder = Recorder(None)
-
-    class RecordingStore(Store):
-        @contextmanager
-        def reading(self) -> Iterator[Any]:
-            conn = open_read_only(path)
-            try:
-                recorder.conn = conn
-                yield recorder
-            finally:
-                conn.close()
-
-    catalog = load_catalog(None)
-    call_analytics(RecordingStore(Database(str(path)), catalog), catalog, tool, args)
-    return recorder.statements
+    return record_calls(path, lambda store, catalog: call_analytics(store, catalog, tool, args))
 
 
 async def measure(path: Path, rows: int, calls: int, only: str | None) -> bool:

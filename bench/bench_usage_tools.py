@@ -22,7 +22,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -164,6 +164,20 @@ def open_read_only(path: Path) -> Any:
 def record_statements(path: Path, tool: str, args: dict[str, Any]) -> list[tuple[str, list[object]]]:
     """The SQL statements (with parameters) one call of `tool` runs, captured below the analytics layer."""
     from costhawk_mcp.analytics import usage
+
+    def call(store: Any, catalog: Any) -> None:
+        if tool == "top_expensive_keys":
+            usage.top_expensive_keys(store, **args)
+        elif tool == "cost_per_query":
+            usage.cost_per_query(store, catalog, **args)
+        else:
+            usage.model_swap_savings(store, catalog, **args)
+
+    return record_calls(path, call)
+
+
+def record_calls(path: Path, call: Callable[[Any, Any], object]) -> list[tuple[str, list[object]]]:
+    """The SQL statements (with parameters) `call(store, catalog)` runs on the store file at `path`."""
     from costhawk_mcp.pricing.catalog import load_catalog
     from costhawk_mcp.store.db import Database
     from costhawk_mcp.store.store import Store
@@ -181,13 +195,7 @@ def record_statements(path: Path, tool: str, args: dict[str, Any]) -> list[tuple
                 conn.close()
 
     catalog = load_catalog(None)
-    store = RecordingStore(Database(str(path)), catalog)
-    if tool == "top_expensive_keys":
-        usage.top_expensive_keys(store, **args)
-    elif tool == "cost_per_query":
-        usage.cost_per_query(store, catalog, **args)
-    else:
-        usage.model_swap_savings(store, catalog, **args)
+    call(RecordingStore(Database(str(path)), catalog), catalog)
     return recorder.statements
 
 
