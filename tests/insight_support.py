@@ -10,7 +10,6 @@ from typing import Any
 from mcp.client import Client
 
 from costhawk_mcp.config import Settings
-from costhawk_mcp.server.app import App
 from costhawk_mcp.server.build import build_server
 from costhawk_mcp.store.store import RequestRow
 
@@ -46,11 +45,6 @@ def req(
     )
 
 
-def insert(settings: Settings, rows: list[RequestRow]) -> None:
-    """Store rows in the database the server under test will read."""
-    App(settings).store.insert_requests(rows)
-
-
 async def call(settings: Settings, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     """Call a tool in memory; fail the test on a tool error; return its structured content."""
     async with Client(build_server(settings)) as client:
@@ -58,15 +52,6 @@ async def call(settings: Settings, tool: str, args: dict[str, Any]) -> dict[str,
     assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
     assert result.structured_content is not None
     return result.structured_content
-
-
-async def call_error(settings: Settings, tool: str, args: dict[str, Any]) -> str:
-    """Call a tool that must fail; return the error text."""
-    async with Client(build_server(settings)) as client:
-        result = await client.call_tool(tool, args)
-    assert result.is_error
-    text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
 
 
 def D(value: str | float | int) -> Decimal:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import count
 from typing import Any
 
-from mcp.client import Client
-
-from costhawk_mcp.config import Settings
-from costhawk_mcp.server.app import App
-from costhawk_mcp.server.build import build_server
 from costhawk_mcp.store.store import RequestRow
 from costhawk_mcp.store.sync_store import Page, RawUsage
 
@@ -52,50 +45,9 @@ def req(
     )
 
 
-def insert(settings: Settings, rows: list[RequestRow]) -> None:
-    """Store rows in the settings' database (priced with the catalog the server will use)."""
-    App(settings).store.insert_requests(rows)
-
-
 def days(first: date, n: int) -> list[date]:
     """`n` consecutive days from `first`."""
     return [first + timedelta(days=i) for i in range(n)]
-
-
-class Session:
-    """One in-memory MCP client session; `call` returns a result's JSON with every number as a Decimal."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    async def call(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        result = await self.client.call_tool(tool, args)
-        assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-        assert result.structured_content is not None
-        parsed: dict[str, Any] = json.loads(result.content[0].text, parse_float=Decimal)  # type: ignore[union-attr]
-        return parsed
-
-
-@asynccontextmanager
-async def session(settings: Settings) -> AsyncIterator[Session]:
-    """A server for `settings` and a client connected to it in memory."""
-    async with Client(build_server(settings)) as client:
-        yield Session(client)
-
-
-async def call(settings: Settings, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Call one tool on a fresh server (see Session.call)."""
-    async with session(settings) as s:
-        return await s.call(tool, args)
-
-
-async def call_error(settings: Settings, tool: str, args: dict[str, Any]) -> str:
-    """Call a tool that must fail; its error text."""
-    async with Client(build_server(settings)) as client:
-        result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
 
 
 def D(value: str | int) -> Decimal:

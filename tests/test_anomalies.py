@@ -20,12 +20,13 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from client_support import call, call_error, connect, insert
 from costhawk_mcp.analytics.decompose import CLASSES, ModelUsage, decompose, q9
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
 from costhawk_mcp.store.store import RequestRow
 from costhawk_mcp.store.sync_store import Page, write_batch
-from spend_support import D, call, call_error, days, insert, req, session, synced_day
+from spend_support import D, days, req, synced_day
 
 PLANTED = date(2026, 11, 18)
 HISTORY = days(date(2026, 10, 17), 35)  # 10-17 … 11-20
@@ -187,7 +188,7 @@ async def test_model_drift_over_the_last_week_is_found(test_catalog: Path, setti
 async def test_per_series_dimension_and_sensitivity(test_catalog: Path, settings: Settings) -> None:
     rows = history(day_rows(PLANTED, gpt=4, mini=4))
     insert(settings, rows)
-    async with session(settings) as s:
+    async with connect(settings) as s:
         by_model = await s.call("detect_anomalies", {**SCAN, "dimension": "model"})
         strict = await s.call("detect_anomalies", {**SCAN, "sensitivity": 25})
     found = {(a["dimension_value"], a["impact_usd"]) for a in by_model["anomalies"]}
@@ -205,7 +206,7 @@ async def test_a_day_in_progress_can_spike_but_never_drop(test_catalog: Path, se
     today = date(2026, 11, 20)
     insert(settings, history(day_rows(today, gpt=4, mini=4), on=today))
     # At 09:10 all 8 of today's requests (09:00–09:07) are in: 0.902 already tops the full day's 0.451.
-    async with session(settings) as s:
+    async with connect(settings) as s:
         busy = await s.call("detect_anomalies", {"days": 7, "end": "2026-11-20T09:10:00"})
         # At 09:01 only the first request (0.205) is in: far below a full day, but the day is not over.
         early = await s.call("detect_anomalies", {"days": 7, "end": "2026-11-20T09:01:00"})

@@ -12,9 +12,9 @@ from mcp import MCPError
 from mcp.client import Client
 from mcp.types import INVALID_PARAMS
 
+from client_support import call_error
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.build import build_server
-from spend_support import call_error
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("test_catalog")]
 

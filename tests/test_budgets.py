@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 from mcp.client import Client
 
+from client_support import call, call_error, connect, insert
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.build import build_server
-from spend_support import D, call, call_error, insert, req, session
+from spend_support import D, req
 
 GPT_DAYS = {
     date(2026, 10, 31): 1_000_000,
@@ -64,7 +65,7 @@ def levels(status: dict[str, Any]) -> dict[int, str | None]:
 
 @pytest.mark.anyio
 async def test_status_crosses_levels_on_the_right_day_and_projects_the_period_end(spend: Settings) -> None:
-    async with session(spend) as s:
+    async with connect(spend) as s:
         await s.call("set_budget", {"scope": "provider", "scope_id": "OpenAI", "amount_usd": 10})
         await s.call("set_budget", {"scope": "org", "amount_usd": 20})
         await s.call("set_budget", {"scope": "project", "scope_id": "alpha", "amount_usd": 5, "period": "week"})
@@ -118,7 +119,7 @@ async def test_status_crosses_levels_on_the_right_day_and_projects_the_period_en
 
 @pytest.mark.anyio
 async def test_setting_the_same_scope_and_period_again_updates_it(test_catalog: Path, settings: Settings) -> None:
-    async with session(settings) as s:
+    async with connect(settings) as s:
         first = await s.call("set_budget", {"scope": "org", "amount_usd": 20})
         again = await s.call("set_budget", {"scope": "org", "amount_usd": 25.5, "period": "month"})
         weekly = await s.call("set_budget", {"scope": "org", "amount_usd": 7, "period": "week"})

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from mcp.client import Client
 
+from client_support import insert
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.build import build_server
-from insight_support import D, insert, money, req
+from insight_support import D, money, req
 
 pytestmark = pytest.mark.anyio
 

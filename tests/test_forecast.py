@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from client_support import call, call_error, insert
 from costhawk_mcp.config import Settings
 from costhawk_mcp.store.store import RequestRow
-from spend_support import call, call_error, insert, req
+from spend_support import req
 
 FIRST = date(2026, 9, 7)
 HISTORY_DAYS = 56

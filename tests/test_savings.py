@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
+from client_support import call_error, insert
 from costhawk_mcp.analytics.savings import cheaper_sibling
 from costhawk_mcp.config import Settings
 from costhawk_mcp.pricing.catalog import load_catalog
-from insight_support import D, call, call_error, insert, money, req
+from insight_support import D, call, money, req
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from client_support import call_error, insert
 from costhawk_mcp.config import Settings
-from insight_support import D, call, call_error, insert, money, req
+from insight_support import D, call, money, req
 
 pytestmark = pytest.mark.anyio
 

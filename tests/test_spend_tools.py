@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from client_support import call, call_error, insert
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
 from costhawk_mcp.store.sync_store import write_batch
-from spend_support import D, call, call_error, insert, req, synced_day
+from spend_support import D, req, synced_day
 
 WINDOW = {"start": "2026-11-10", "end": "2026-11-13"}
 

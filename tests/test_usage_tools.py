@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from client_support import call, connect, insert
 from costhawk_mcp.config import Settings
 from costhawk_mcp.server.app import App
 from costhawk_mcp.store.coverage import source_use, unpriced
 from costhawk_mcp.store.facts import FactFilter
 from costhawk_mcp.store.store import RequestRow
-from usage_support import Bucket, call, connect, insert, insert_buckets, req
+from usage_support import Bucket, insert_buckets, req
 
 D = Decimal
 WEEK = {"start": "2026-11-01", "end": "2026-11-08"}
