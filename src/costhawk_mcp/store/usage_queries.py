@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from costhawk_mcp.store.coverage import SourceUse, Unpriced, scratch, source_use_in
+from costhawk_mcp.store.coverage import SourceUse, Unpriced, scratch, source_use, source_use_in
 from costhawk_mcp.store.db import Connection
 from costhawk_mcp.store.facts import FactFilter, facts_cte, key_list_join
 
@@ -349,13 +349,13 @@ def query_costs(
         calls: list[Call] = []
         sources: list[SourceUse] = []
         if query_id is None:
-            sources = _source_use_of_window(conn, FactFilter(start=start, end=end))
+            sources = source_use(conn, FactFilter(start=start, end=end), "request_logs")
         elif stats.queries:
             # One query: its calls lie between its first and last, which zone maps find in a row group or two.
             first, last = conn.execute(f"SELECT min(first_ts), max(last_ts) FROM {t}").fetchone()
             after = last + timedelta(microseconds=1)
             calls = _calls(conn, query_id, first, after, call_limit)
-            sources = _source_use_of_window(conn, FactFilter(start=first, end=after, query_id=query_id))
+            sources = source_use(conn, FactFilter(start=first, end=after, query_id=query_id), "request_logs")
     models = {(r[0], r[1]): _models_of(conn, r[0], r[1], r[2], r[8]) for r in top}
     return QueryReport(
         stats=stats,
@@ -431,17 +431,6 @@ def _models_of(
         [first, last, value],
     ).fetchall()
     return [str(r[0]) for r in rows]
-
-
-def _source_use_of_window(conn: Connection, f: FactFilter) -> list[SourceUse]:
-    """Request logs per provider in a window (cost per query reads no provider buckets)."""
-    cte, params = facts_cte(f, "request_logs")
-    rows = conn.execute(
-        cte + " SELECT source, provider, count(DISTINCT day), min(day), max(day), sum(requests)"
-        " FROM facts GROUP BY source, provider ORDER BY source, provider",
-        params,
-    ).fetchall()
-    return [SourceUse(r[0], r[1], int(r[2]), r[3], r[4], int(r[5] or 0)) for r in rows]
 
 
 # ----------------------------------------------------------------------------------------- swap
