@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -332,56 +333,43 @@ def _row(
         labels.append(label)
     spend = now.spend_usd if now else Decimal(0)
     prev = before.spend_usd if before else Decimal(0)
-    requests = now.requests if now else 0
-    priced = requests - (now.unpriced_requests if now else 0)
     return SpendRow(
         label=" · ".join(labels),
         **values,  # type: ignore[arg-type]
-        spend_usd=spend,
+        **_figures(now, prev),
         share_pct=pct(spend, total_spend),
-        requests=requests,
-        input_tokens=now.input_tokens if now else 0,
-        cached_input_tokens=now.cached_input_tokens if now else 0,
-        cache_write_tokens=now.cache_write_tokens if now else 0,
-        output_tokens=now.output_tokens if now else 0,
-        input_tokens_per_request=_per_request(now.input_tokens, requests) if now else None,
-        cached_input_tokens_per_request=_per_request(now.cached_input_tokens, requests) if now else None,
-        output_tokens_per_request=_per_request(now.output_tokens, requests) if now else None,
-        cost_per_request_usd=spend / priced if priced > 0 else None,
         unpriced_requests=now.unpriced_requests if now else 0,
-        latency_p50_ms=now.latency_p50_ms if now else None,
-        latency_p95_ms=now.latency_p95_ms if now else None,
-        latency_p99_ms=now.latency_p99_ms if now else None,
-        latency_requests=now.latency_requests if now else 0,
-        previous_spend_usd=prev,
-        change_usd=spend - prev,
-        change_pct=pct(spend - prev, prev),
     )
+
+
+def _figures(g: GroupTotals | None, previous_spend: Decimal) -> dict[str, Any]:
+    """What a row and the totals both show of a group: spend, usage, latency and the change."""
+    spend = g.spend_usd if g else Decimal(0)
+    requests = g.requests if g else 0
+    priced = requests - (g.unpriced_requests if g else 0)
+    return {
+        "spend_usd": spend,
+        "requests": requests,
+        "input_tokens": g.input_tokens if g else 0,
+        "cached_input_tokens": g.cached_input_tokens if g else 0,
+        "cache_write_tokens": g.cache_write_tokens if g else 0,
+        "output_tokens": g.output_tokens if g else 0,
+        "input_tokens_per_request": _per_request(g.input_tokens, requests) if g else None,
+        "cached_input_tokens_per_request": _per_request(g.cached_input_tokens, requests) if g else None,
+        "output_tokens_per_request": _per_request(g.output_tokens, requests) if g else None,
+        "cost_per_request_usd": spend / priced if priced > 0 else None,
+        "latency_p50_ms": g.latency_p50_ms if g else None,
+        "latency_p95_ms": g.latency_p95_ms if g else None,
+        "latency_p99_ms": g.latency_p99_ms if g else None,
+        "latency_requests": g.latency_requests if g else 0,
+        "previous_spend_usd": previous_spend,
+        "change_usd": spend - previous_spend,
+        "change_pct": pct(spend - previous_spend, previous_spend),
+    }
 
 
 def _totals(total: GroupTotals | None, previous_spend: Decimal) -> SpendTotals:
-    spend = total.spend_usd if total else Decimal(0)
-    requests = total.requests if total else 0
-    priced = requests - (total.unpriced_requests if total else 0)
-    return SpendTotals(
-        spend_usd=spend,
-        requests=requests,
-        input_tokens=total.input_tokens if total else 0,
-        cached_input_tokens=total.cached_input_tokens if total else 0,
-        cache_write_tokens=total.cache_write_tokens if total else 0,
-        output_tokens=total.output_tokens if total else 0,
-        input_tokens_per_request=_per_request(total.input_tokens, requests) if total else None,
-        cached_input_tokens_per_request=_per_request(total.cached_input_tokens, requests) if total else None,
-        output_tokens_per_request=_per_request(total.output_tokens, requests) if total else None,
-        cost_per_request_usd=spend / priced if priced > 0 else None,
-        latency_p50_ms=total.latency_p50_ms if total else None,
-        latency_p95_ms=total.latency_p95_ms if total else None,
-        latency_p99_ms=total.latency_p99_ms if total else None,
-        latency_requests=total.latency_requests if total else 0,
-        previous_spend_usd=previous_spend,
-        change_usd=spend - previous_spend,
-        change_pct=pct(spend - previous_spend, previous_spend),
-    )
+    return SpendTotals(**_figures(total, previous_spend))
 
 
 def _notes(
